@@ -1,0 +1,159 @@
+"""The one place where hvpseries meets array libraries.
+
+Every algorithm in hvpseries obtains a namespace ``xp`` from this module and then calls only
+``xp.*`` functions of the Python array API standard, so the same code runs on NumPy, PyTorch
+(CPU and CUDA), CuPy and ``array_api_strict``. Nothing here moves data between devices.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+from array_api_compat import device, size
+
+__all__ = [
+    "array_namespace",
+    "as_python_float",
+    "backend_name",
+    "check_floating_dtype",
+    "device",
+    "dtype_name",
+    "epsilon",
+    "is_array",
+    "is_complex_dtype",
+    "is_cupy",
+    "is_numpy",
+    "is_torch",
+    "namespace_like",
+    "numpy_namespace",
+    "real_dtype",
+    "same_device",
+    "size",
+]
+
+
+def array_namespace(*arrays: Any) -> ModuleType:
+    """Return the array API namespace shared by ``arrays``.
+
+    Raises
+    ------
+    TypeError
+        If the arrays come from different libraries (say NumPy and PyTorch), naming both, or if an
+        argument is not an array of a supported library.
+    """
+    try:
+        return array_api_compat.array_namespace(*arrays)
+    except TypeError as error:
+        names = sorted({_library_of(a) for a in arrays})
+        if len(names) > 1:
+            message = (
+                f"Mismatched array namespaces: got arrays from {' and '.join(names)}. "
+                "Convert all inputs to one array library (and one device) first."
+            )
+        else:
+            message = (
+                f"expected an array of NumPy, PyTorch, CuPy or another array-API library, "
+                f"got {type(arrays[0]).__name__}"
+            )
+        raise TypeError(message) from error
+
+
+def numpy_namespace() -> ModuleType:
+    """Return the array API namespace of NumPy (the default for host-only operators)."""
+    import array_api_compat.numpy as xp_numpy
+
+    return xp_numpy
+
+
+def is_array(obj: Any) -> bool:
+    """Return whether ``obj`` is an array of an array-API-compatible library."""
+    return array_api_compat.is_array_api_obj(obj)
+
+
+def backend_name(xp: ModuleType) -> str:
+    """Return a short library name for a namespace: ``numpy``, ``torch``, ``cupy``, ...."""
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_torch_namespace(xp):
+        return "torch"
+    if array_api_compat.is_cupy_namespace(xp):
+        return "cupy"
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    return xp.__name__.split(".")[-1]
+
+
+def is_numpy(xp: ModuleType) -> bool:
+    """Return whether ``xp`` is the NumPy namespace."""
+    return array_api_compat.is_numpy_namespace(xp)
+
+
+def is_torch(xp: ModuleType) -> bool:
+    """Return whether ``xp`` is the PyTorch namespace."""
+    return array_api_compat.is_torch_namespace(xp)
+
+
+def is_cupy(xp: ModuleType) -> bool:
+    """Return whether ``xp`` is the CuPy namespace."""
+    return array_api_compat.is_cupy_namespace(xp)
+
+
+def same_device(first: Any, second: Any) -> bool:
+    """Return whether two device objects name the same device."""
+    return first == second or str(first) == str(second)
+
+
+def dtype_name(dtype: Any) -> str:
+    """Return a readable name (``float32``, ``complex128``) for a dtype of any library."""
+    return str(dtype).rsplit(".", 1)[-1].strip("'>")
+
+
+def is_complex_dtype(xp: ModuleType, dtype: Any) -> bool:
+    """Return whether ``dtype`` is a complex floating dtype."""
+    return bool(xp.isdtype(dtype, "complex floating"))
+
+
+def check_floating_dtype(xp: ModuleType, dtype: Any, what: str) -> None:
+    """Raise ``TypeError`` unless ``dtype`` is a real or complex floating dtype.
+
+    ``what`` names the offending input in the message (for example ``"b"``).
+    """
+    if not xp.isdtype(dtype, ("real floating", "complex floating")):
+        message = (
+            f"{what} has dtype {dtype_name(dtype)}, but hvpseries works in floating point; "
+            f"convert it first, e.g. xp.astype({what}, xp.float64)"
+        )
+        raise TypeError(message)
+
+
+def real_dtype(xp: ModuleType, dtype: Any) -> Any:
+    """Return the real floating dtype with the precision of ``dtype``."""
+    if dtype == xp.complex64:
+        return xp.float32
+    if dtype == xp.complex128:
+        return xp.float64
+    return dtype
+
+
+def epsilon(xp: ModuleType, dtype: Any) -> float:
+    """Return the machine epsilon of the (real part of the) floating dtype ``dtype``."""
+    return float(xp.finfo(real_dtype(xp, dtype)).eps)
+
+
+def as_python_float(value: Any) -> float:
+    """Return a 0-d array as a Python float (a device synchronisation on GPUs)."""
+    return float(value)
+
+
+def _library_of(obj: Any) -> str:
+    return type(obj).__module__.split(".")[0]
+
+
+def namespace_like(like: Any) -> tuple[ModuleType, Any, Any]:
+    """Return ``(xp, device, dtype)`` of the array ``like``; NumPy, CPU, float64 if ``None``."""
+    if like is None:
+        xp = numpy_namespace()
+        return xp, "cpu", xp.float64
+    return array_namespace(like), device(like), like.dtype

@@ -1,0 +1,159 @@
+"""What every hvpseries solver returns: a frozen result with an actionable status."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["ConvergenceError", "SolveResult", "Status"]
+
+
+class Status(enum.Enum):
+    """Outcome of a solver run; each value is a message that says what to do next.
+
+    Examples
+    --------
+    >>> from hvpseries import Status
+    >>> Status.SUCCESS.converged
+    True
+    >>> Status.MAX_ITERATIONS.converged
+    False
+    >>> print(Status.MAX_ITERATIONS.value)  # doctest: +ELLIPSIS
+    The maximum number of iterations was reached before the tolerance was met; ...
+    """
+
+    SUCCESS = "The stopping test was met."
+    COMPLETED = (
+        "The requested fixed budget (num_terms or num_matvecs) was used and no tolerance was "
+        "requested; check error_estimate, or pass rtol to stop on an error estimate."
+    )
+    MAX_ITERATIONS = (
+        "The maximum number of iterations was reached before the tolerance was met; increase "
+        "maxiter, loosen rtol/atol, or use a faster method (hvpseries.abs_inv picks one)."
+    )
+    DIVERGED = (
+        "The iteration diverged: its iterates grew instead of converging. For the series this "
+        "means the scale is below the spectrum (use scale='auto' or a larger float scale) or a "
+        "zero eigenvalue with damping=0 (use damping > 0)."
+    )
+    NONFINITE = (
+        "A NaN or infinite value appeared in the input or during the iteration; check the "
+        "operator and right-hand side for non-finite values and overflow."
+    )
+    INDEFINITE = (
+        "The operator is not positive definite (a direction of non-positive curvature was "
+        "found); use a method for indefinite operators such as minres or hvpseries.abs_inv."
+    )
+    BREAKDOWN = (
+        "The method broke down (a division by a zero inner product); try another method, "
+        "another starting vector, or check that the operator is symmetric."
+    )
+    STAGNATED = (
+        "The iteration stagnated above the tolerance, most likely at the limit of the "
+        "floating-point precision; loosen rtol/atol or work in higher precision."
+    )
+
+    @property
+    def converged(self) -> bool:
+        """Whether this outcome counts as a usable answer."""
+        return self in (Status.SUCCESS, Status.COMPLETED)
+
+
+class ConvergenceError(RuntimeError):
+    """Raised by solvers called with ``throw=True`` when they did not converge.
+
+    The full :class:`SolveResult` is available as the ``result`` attribute.
+    """
+
+    def __init__(self, result: SolveResult) -> None:
+        super().__init__(f"{result.status.name}: {result.status.value}")
+        self.result = result
+
+
+@dataclass(frozen=True, repr=False)
+class SolveResult:
+    """Frozen outcome of a solver run.
+
+    Attributes
+    ----------
+    x : array
+        The computed solution, in the namespace, device and dtype of the right-hand side.
+    status : Status
+        What happened; ``status.value`` is a message saying what to do next.
+    n_matvec : int
+        Number of operator applications used, counting every column of a block as one matvec
+        (matvecs spent on scale or spectrum estimation included).
+    n_iter : int
+        Number of iterations (terms of a series, Krylov steps).
+    error_estimate : float or array or None
+        The method's estimate of the error in ``x`` (per column for a block right-hand side), or
+        ``None`` when the method has none.
+    residual_norm : float or array or None
+        The residual norm ``||b - A x||`` when the method computes it, else ``None``.
+    info : Mapping
+        Method-specific extras (for example the scale factor or the method picked).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hvpseries import SolveResult, Status
+    >>> result = SolveResult(x=np.zeros(3), status=Status.SUCCESS, n_matvec=4, n_iter=2)
+    >>> result.converged
+    True
+    >>> result
+    SolveResult(status=SUCCESS, converged=True, n_matvec=4, n_iter=2, error_estimate=None, \
+residual_norm=None, info={})
+    """
+
+    x: Any
+    status: Status
+    n_matvec: int
+    n_iter: int
+    error_estimate: Any = None
+    residual_norm: Any = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.status, Status):
+            message = f"status must be a hvpseries.Status, got {self.status!r}"
+            raise TypeError(message)
+        object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+
+    @property
+    def converged(self) -> bool:
+        """Whether the run produced a usable answer (``status.converged``)."""
+        return self.status.converged
+
+    @property
+    def message(self) -> str:
+        """The status message: what happened and what to do about it."""
+        return self.status.value
+
+    def raise_for_status(self) -> SolveResult:
+        """Return ``self`` if converged, else raise :class:`ConvergenceError`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from hvpseries import ConvergenceError, SolveResult, Status
+        >>> bad = SolveResult(x=np.zeros(2), status=Status.DIVERGED, n_matvec=2, n_iter=1)
+        >>> try:
+        ...     bad.raise_for_status()
+        ... except ConvergenceError as error:
+        ...     print(error.result.status.name)
+        DIVERGED
+        """
+        if not self.converged:
+            raise ConvergenceError(self)
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"SolveResult(status={self.status.name}, converged={self.converged}, "
+            f"n_matvec={self.n_matvec}, n_iter={self.n_iter}, "
+            f"error_estimate={self.error_estimate!r}, residual_norm={self.residual_norm!r}, "
+            f"info={dict(self.info)!r})"
+        )

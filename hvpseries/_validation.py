@@ -1,0 +1,135 @@
+"""Checks shared by the solvers: tolerances, iteration limits, right-hand sides, symmetry."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from ._array_api import (
+    array_namespace,
+    backend_name,
+    check_floating_dtype,
+    device,
+    dtype_name,
+    same_device,
+)
+from ._conversion import aslinearoperator
+from ._linear_operator import LinearOperator
+
+__all__ = [
+    "all_finite",
+    "check_maxiter",
+    "check_positive_int",
+    "check_tolerances",
+    "prepare_system",
+    "require_not_nonsymmetric",
+]
+
+
+def check_tolerances(rtol: Any, atol: Any, *, rtol_may_be_none: bool = False) -> None:
+    """Raise unless ``rtol`` and ``atol`` are finite non-negative numbers.
+
+    Raises
+    ------
+    TypeError
+        If a tolerance is not a real number.
+    ValueError
+        If a tolerance is negative, NaN or infinite.
+    """
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is None and (name == "rtol" and rtol_may_be_none):
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            message = f"{name} must be a real number, got {value!r}"
+            raise TypeError(message)
+        if not math.isfinite(value) or value < 0:
+            message = f"{name} must be finite and >= 0, got {value!r}"
+            raise ValueError(message)
+
+
+def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> None:
+    """Raise unless ``value`` is an integer >= 1 (or ``None`` when allowed)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        message = f"{name} must be an integer >= 1, got {value!r}"
+        raise TypeError(message)
+    if value < 1:
+        message = f"{name} must be an integer >= 1, got {value!r}"
+        raise ValueError(message)
+
+
+def check_maxiter(maxiter: Any) -> None:
+    """Raise unless ``maxiter`` is ``None`` or an integer >= 1."""
+    check_positive_int(maxiter, "maxiter", allow_none=True)
+
+
+def prepare_system(A: Any, b: Any, *, square: bool = True) -> tuple[LinearOperator, Any]:
+    """Return ``(operator, b)`` after checking that they fit together.
+
+    ``A`` is converted with :func:`aslinearoperator`; ``b`` must be a vector ``(n,)`` or a block
+    ``(n, k)`` of the operator's library and device, of a floating dtype, and is cast to the
+    operator's dtype when that loses nothing.
+
+    Raises
+    ------
+    TypeError
+        For mixed array libraries, a non-floating ``b``, or a ``b`` more precise than the
+        operator.
+    ValueError
+        For a non-square operator (when ``square``), a shape mismatch or another device.
+    """
+    operator = aslinearoperator(A)
+    if square and not operator.is_square:
+        message = f"this solver needs a square operator, got shape {operator.shape}"
+        raise ValueError(message)
+    xp = array_namespace(b)
+    if xp is not operator.xp:
+        message = (
+            f"Mismatched array namespaces: the operator works on {backend_name(operator.xp)} "
+            f"arrays and b is a {backend_name(xp)} array; convert b to the operator's library"
+        )
+        raise TypeError(message)
+    if not same_device(device(b), operator.device):
+        message = (
+            f"b is on device {device(b)} but the operator on {operator.device}; move b there"
+        )
+        raise ValueError(message)
+    check_floating_dtype(xp, b.dtype, "b")
+    n = operator.shape[1]
+    if b.ndim not in (1, 2) or b.shape[0] != n:
+        message = (
+            f"b must have shape ({n},) or ({n}, k) for an operator of shape {operator.shape}, "
+            f"got {tuple(b.shape)}"
+        )
+        raise ValueError(message)
+    if b.dtype == operator.dtype:
+        return operator, b
+    if xp.result_type(b.dtype, operator.dtype) != operator.dtype:
+        message = (
+            f"b has dtype {dtype_name(b.dtype)} but the operator computes in "
+            f"{dtype_name(operator.dtype)}; cast b to {dtype_name(operator.dtype)} or build the "
+            f"operator in {dtype_name(b.dtype)}"
+        )
+        raise TypeError(message)
+    return operator, xp.astype(b, operator.dtype)
+
+
+def require_not_nonsymmetric(operator: LinearOperator, method: str) -> None:
+    """Raise ``ValueError`` if ``operator`` is tagged non-symmetric (``symmetric=False``).
+
+    Untagged operators (``symmetric=None``) are accepted: the methods document that they assume
+    symmetry.
+    """
+    if operator.symmetric is False:
+        message = (
+            f"{method} needs a symmetric operator, but this one is tagged symmetric=False; "
+            "for a non-symmetric A use A.H @ A or a general solver"
+        )
+        raise ValueError(message)
+
+
+def all_finite(xp: Any, x: Any) -> bool:
+    """Return whether every entry of ``x`` is finite (a host synchronisation)."""
+    return bool(xp.all(xp.isfinite(x)))
