@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser(
         "info",
         help="show the version and which array backends and devices are available",
-        description="Show the hvpseries version, the array libraries it can use, and their devices.",
+        description="Show the hvpseries version, the array libraries it can use and their devices.",
     )
     info.add_argument("--json", action="store_true", help="print the report as JSON")
     info.set_defaults(handler=_info)

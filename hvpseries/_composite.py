@@ -32,9 +32,7 @@ def _check_compatible(left: LinearOperator, right: LinearOperator, symbol: str) 
         )
         raise TypeError(message)
     if not same_device(left.device, right.device):
-        message = (
-            f"cannot form A {symbol} B with A on device {left.device} and B on {right.device}"
-        )
+        message = f"cannot form A {symbol} B with A on device {left.device} and B on {right.device}"
         raise ValueError(message)
 
 

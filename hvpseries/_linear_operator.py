@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import abc
 import copy
 import numbers
 from types import ModuleType
@@ -23,7 +22,7 @@ from ._array_api import (
 __all__ = ["LinearOperator"]
 
 
-class LinearOperator(abc.ABC):
+class LinearOperator:
     """A matrix known only through its action on vectors, on any array backend.
 
     Subclasses implement ``_matmat(X)`` (apply to an ``(n, k)`` block) and/or ``_matvec(x)``, and,
@@ -423,12 +422,12 @@ class LinearOperator(abc.ABC):
         return TransposeOperator(self)
 
     @property
-    def H(self) -> LinearOperator:  # noqa: N802 - the conventional name
+    def H(self) -> LinearOperator:
         """The adjoint ``A^H`` (see :meth:`adjoint`)."""
         return self.adjoint()
 
     @property
-    def T(self) -> LinearOperator:  # noqa: N802 - the conventional name
+    def T(self) -> LinearOperator:
         """The transpose ``A^T`` (see :meth:`transpose`)."""
         return self.transpose()
 

@@ -92,9 +92,7 @@ def prepare_system(A: Any, b: Any, *, square: bool = True) -> tuple[LinearOperat
         )
         raise TypeError(message)
     if not same_device(device(b), operator.device):
-        message = (
-            f"b is on device {device(b)} but the operator on {operator.device}; move b there"
-        )
+        message = f"b is on device {device(b)} but the operator on {operator.device}; move b there"
         raise ValueError(message)
     check_floating_dtype(xp, b.dtype, "b")
     n = operator.shape[1]
