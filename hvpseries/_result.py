@@ -66,6 +66,17 @@ class ConvergenceError(RuntimeError):
     """Raised by solvers called with ``throw=True`` when they did not converge.
 
     The full :class:`SolveResult` is available as the ``result`` attribute.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hvpseries import ConvergenceError, SolveResult, Status
+    >>> result = SolveResult(x=np.zeros(2), status=Status.MAX_ITERATIONS, n_matvec=9, n_iter=9)
+    >>> error = ConvergenceError(result)
+    >>> error.result.n_matvec
+    9
+    >>> str(error).split(":")[0]
+    'MAX_ITERATIONS'
     """
 
     def __init__(self, result: SolveResult) -> None:
