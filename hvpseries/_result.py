@@ -35,9 +35,10 @@ class Status(enum.Enum):
         "maxiter, loosen rtol/atol, or use a faster method (hvpseries.abs_inv picks one)."
     )
     DIVERGED = (
-        "The iteration diverged: its iterates grew instead of converging. For the series this "
-        "means the scale is below the spectrum (use scale='auto' or a larger float scale) or a "
-        "zero eigenvalue with damping=0 (use damping > 0)."
+        "The iteration diverged: its iterates grew instead of converging. For the series the "
+        "scale is below the spectrum (use scale='auto' or a larger float scale) or a zero "
+        "eigenvalue meets damping=0 (use damping > 0); for Chebyshev the interval does not "
+        "enclose the spectrum (widen it, e.g. with hvpseries.spectral_bounds)."
     )
     NONFINITE = (
         "A NaN or infinite value appeared in the input or during the iteration; check the "
