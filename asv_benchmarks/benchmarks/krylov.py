@@ -1,0 +1,168 @@
+"""Krylov front end: matvecs to a relative error of 1e-8 for |A|^-1 b, and time.
+
+Compares ``hvpseries.abs_inv(method="auto")`` (Lanczos with partial reorthogonalisation on
+sparse/operator problems, dense eigh on small dense ones, so Lanczos is forced here) with
+plain Lanczos with full reorthogonalisation stopped by an oracle at the first step whose TRUE
+error is below 1e-8, and with the paper's series.
+"""
+
+import time
+
+import numpy as np
+
+from .common import indefinite_logspaced, laplacian_2d, matrix_from_eigenvalues, pick, pin_threads
+
+TARGET = 1e-8
+SERIES_CAP = 20000  # matvecs; the series needs ~kappa^2 log(1/eps), so it is stopped here
+
+
+def helmholtz(m, negative_fraction=0.05):
+    """The 2D Laplacian shifted between two eigenvalues: ~5% negative, and its eigenvalues."""
+    one_d = 2.0 - 2.0 * np.cos(np.pi * np.arange(1, m + 1) / (m + 1))
+    eigenvalues = np.sort(np.add.outer(one_d, one_d).ravel())
+    count = round(negative_fraction * eigenvalues.size)
+    window = np.arange(max(1, count - 5), count + 6)
+    best = window[int(np.argmax(eigenvalues[window] - eigenvalues[window - 1]))]
+    shift = (eigenvalues[best - 1] + eigenvalues[best]) / 2
+    return laplacian_2d(m, shift)
+
+
+def problems():
+    """name -> (matrix, reference function applied to b, b)."""
+    n = pick(400, 1000)
+    result = {}
+    rng = np.random.default_rng(1)
+    for kappa in (1e2, 1e3, 1e4):
+        eigenvalues = indefinite_logspaced(n, kappa, seed=0)
+        a = matrix_from_eigenvalues(eigenvalues, seed=0)
+        b = rng.standard_normal(n)
+        w, v = np.linalg.eigh(a)
+        reference = v @ ((v.T @ b) / np.abs(w))
+        result[f"logspaced-kappa{kappa:.0e}"] = (a, b, reference)
+    m = pick(40, 100)
+    a = helmholtz(m)
+    import scipy.fft
+
+    b = rng.standard_normal(m * m)
+    one_d = 2.0 - 2.0 * np.cos(np.pi * np.arange(1, m + 1) / (m + 1))
+    shift = -(a[0, 0] - 4.0)
+    spectrum = np.add.outer(one_d, one_d) - shift
+    coefficients = scipy.fft.dstn(b.reshape(m, m), type=1, norm="ortho")
+    reference = scipy.fft.idstn(coefficients / np.abs(spectrum), type=1, norm="ortho").ravel()
+    result[f"helmholtz-{m}x{m}"] = (a, b, reference)
+    return result
+
+
+def full_lanczos_oracle(a, b, reference, target=TARGET):
+    """Smallest m whose full-reorthogonalisation Lanczos iterate has true error <= target."""
+    from hvpseries import krylov
+    from hvpseries.krylov._funm_lanczos import f_tridiagonal_e1
+
+    n = b.shape[0]
+    limit = min(n, 6000)
+    decomposition = krylov.lanczos(a, b, limit, reorthogonalize="full")
+    norm_b, norm_ref = np.linalg.norm(b), np.linalg.norm(reference)
+
+    def error(m):
+        y, _ = f_tridiagonal_e1(
+            lambda t: 1 / np.abs(t), decomposition.alpha[:m], decomposition.beta[: m - 1]
+        )
+        return np.linalg.norm(decomposition.basis[:, :m] @ (norm_b * y) - reference) / norm_ref
+
+    total = decomposition.num_steps
+    coarse = next((m for m in range(10, total + 1, 10) if error(m) <= target), total)
+    candidates = range(max(1, coarse - 9), coarse + 1)
+    return next(m for m in candidates if error(m) <= target or m == coarse)
+
+
+def measure(name, a, b, reference, method):
+    """Return (matvecs, seconds, true relative error) of one method on one problem."""
+    import hvpseries as hs
+
+    if method == "lanczos-full-oracle":
+        start = time.perf_counter()
+        m = full_lanczos_oracle(a, b, reference)
+        return m, time.perf_counter() - start, TARGET
+    operator = hs.CountingOperator(hs.aslinearoperator(a, symmetric=True))
+    start = time.perf_counter()
+    if method == "auto":
+        # Forced to Lanczos: "auto" would diagonalise a small dense matrix outright.
+        forced = "lanczos" if name.startswith("log") else "auto"
+        result = hs.abs_inv(operator, b, rtol=TARGET, method=forced)
+    elif method == "series":
+        result = hs.abs_inv(operator, b, rtol=TARGET, method="series", maxiter=SERIES_CAP // 2)
+    else:
+        result = hs.abs_inv(operator, b, rtol=TARGET, method=method)
+    seconds = time.perf_counter() - start
+    error = np.linalg.norm(np.asarray(result.x) - reference) / np.linalg.norm(reference)
+    return operator.n_matvec, seconds, error
+
+
+METHODS = ["auto", "lanczos-full-oracle", "series"]
+
+
+class AbsInvMatvecs:
+    """Matvecs to relative error 1e-8 (track) and the true error reached."""
+
+    param_names = ["problem", "method"]
+    params = [
+        ["logspaced-kappa1e+02", "logspaced-kappa1e+03", "logspaced-kappa1e+04", "helmholtz"],
+        METHODS,
+    ]
+    timeout = 1800
+
+    def setup_cache(self):
+        pin_threads(1)
+        table = {}
+        for name, (a, b, reference) in problems().items():
+            key = "helmholtz" if name.startswith("helmholtz") else name
+            for method in METHODS:
+                table[(key, method)] = measure(name, a, b, reference, method)
+        return table
+
+    def track_n_matvec(self, table, problem, method):
+        return table[(problem, method)][0]
+
+    track_n_matvec.unit = "matvecs"
+
+    def track_relative_error(self, table, problem, method):
+        return table[(problem, method)][2]
+
+    track_relative_error.unit = "relative error"
+
+
+class SolverOverhead:
+    """Time per matvec of funm_lanczos beyond the matvec itself, sparse n >= 1e5."""
+
+    param_names = ["reorthogonalize"]
+    params = [["partial", "none"]]
+    timeout = 1800
+
+    def setup(self, reorthogonalize):
+        pin_threads(1)
+        m = pick(100, 320)
+        self.a = helmholtz(m)
+        self.b = np.random.default_rng(0).standard_normal(m * m)
+
+    def track_overhead_fraction(self, reorthogonalize):
+        import hvpseries as hs
+        from hvpseries import krylov
+
+        operator = hs.CountingOperator(hs.aslinearoperator(self.a, symmetric=True))
+        start = time.perf_counter()
+        krylov.funm_lanczos(
+            operator,
+            self.b,
+            lambda t: 1 / np.abs(t),
+            rtol=1e-6,
+            reorthogonalize=reorthogonalize,
+            maxiter=pick(400, 1000),
+        )
+        total = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(operator.n_matvec):
+            self.a @ self.b
+        matvecs = time.perf_counter() - start
+        return (total - matvecs) / matvecs
+
+    track_overhead_fraction.unit = "overhead / matvec time"

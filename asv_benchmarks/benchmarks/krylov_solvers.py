@@ -1,0 +1,136 @@
+"""Krylov linear solvers and polynomial/rational f(A) b: matvecs to tolerance and overhead.
+
+``track_n_matvec``: matvecs to rtol = 1e-8 on log-spaced spectra with kappa = 1e2 .. 1e4
+(deterministic work counts). ``track_overhead_percent``: time of a fixed number of solver
+iterations on a sparse 2D Laplacian (n = 102400 in the regular profile) over the time of the
+same number of bare SciPy CSR matvecs, minus one, in percent (target < 10%).
+"""
+
+import time
+
+import numpy as np
+
+from .common import indefinite_logspaced, laplacian_2d, matrix_from_eigenvalues, pick, pin_threads
+
+RTOL = 1e-8
+KAPPAS = [1e2, 1e3, 1e4]
+
+
+def _problems(n):
+    problems = {}
+    for kappa in KAPPAS:
+        spd = np.logspace(-np.log10(kappa), 0, n)
+        indefinite = indefinite_logspaced(n, kappa, seed=1)
+        problems[kappa] = {
+            "spd": (matrix_from_eigenvalues(spd, seed=2), spd),
+            "indefinite": (matrix_from_eigenvalues(indefinite, seed=3), indefinite),
+        }
+    rhs = np.random.default_rng(4).standard_normal(n)
+    return problems, rhs
+
+
+class KrylovMatvecs:
+    """Matvecs to relative tolerance 1e-8 (n = 300 fast, 1000 regular)."""
+
+    params = (["cg", "minres", "cg_multishift", "funm_chebyshev", "abs_inv_rational"], KAPPAS)
+    param_names = ["method", "kappa"]
+    timeout = 600
+
+    def setup_cache(self):
+        return _problems(pick(300, 1000))
+
+    def setup(self, cache, method, kappa):
+        pin_threads(1)
+
+    def _run(self, cache, method, kappa):
+        from hvpseries import krylov
+
+        problems, b = cache
+        A, eigenvalues = problems[kappa]["spd"]
+        n = b.size
+        if method == "cg":
+            return krylov.cg(A, b, rtol=RTOL, maxiter=20 * n)
+        if method == "minres":
+            A, eigenvalues = problems[kappa]["indefinite"]
+            return krylov.minres(A, b, rtol=RTOL, maxiter=20 * n)
+        if method == "cg_multishift":
+            shifts = list(np.logspace(-np.log10(kappa), 1, 10))
+            return krylov.cg_multishift(A, b, [0.0, *shifts], rtol=RTOL, maxiter=20 * n)
+        if method == "funm_chebyshev":
+            return krylov.funm_chebyshev(
+                A,
+                b,
+                lambda t: 1 / np.sqrt(t),
+                interval=(eigenvalues.min(), eigenvalues.max()),
+                rtol=RTOL,
+            )
+        A, eigenvalues = problems[kappa]["indefinite"]
+        magnitudes = np.abs(eigenvalues)
+        return krylov.abs_inv_rational(
+            A, b, interval=(magnitudes.min(), magnitudes.max()), rtol=RTOL, maxiter=20 * n
+        )
+
+    def track_n_matvec(self, cache, method, kappa):
+        return self._run(cache, method, kappa).n_matvec
+
+    track_n_matvec.unit = "matvecs"
+
+    def track_converged(self, cache, method, kappa):
+        return float(self._run(cache, method, kappa).converged)
+
+    track_converged.unit = "converged (1/0)"
+
+
+class KrylovOverhead:
+    """Solver time over bare CSR matvec time, minus one, in percent (2D Laplacian)."""
+
+    params = (["cg", "minres", "funm_chebyshev", "cg_multishift"],)
+    param_names = ["method"]
+    timeout = 600
+
+    def setup(self, method):
+        pin_threads(1)
+        import hvpseries as hs
+
+        m = pick(100, 320)  # n = 10^4 fast, 102400 regular
+        self.matrix = laplacian_2d(m)
+        self.operator = hs.aslinearoperator(self.matrix, symmetric=True)
+        self.b = np.random.default_rng(0).standard_normal(m * m)
+        self.iterations = pick(50, 200)
+
+    def _bare(self):
+        x = self.b
+        for _ in range(self.iterations):
+            x = self.matrix @ x
+        return x
+
+    def _solve(self, method):
+        from hvpseries import krylov
+
+        A, b, k = self.operator, self.b, self.iterations
+        if method == "cg":
+            return krylov.cg(A, b, rtol=0.0, maxiter=k)
+        if method == "minres":
+            return krylov.minres(A, b, rtol=0.0, maxiter=k)
+        if method == "cg_multishift":
+            return krylov.cg_multishift(A, b, [0.0, 1.0], rtol=0.0, maxiter=k)
+        return krylov.funm_chebyshev(A, b, np.sqrt, interval=(0.0, 8.0), degree=k)
+
+    def _best(self, function, repeat=3):
+        best = np.inf
+        for _ in range(repeat):
+            start = time.perf_counter()
+            function()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    def track_overhead_percent(self, method):
+        bare = self._best(self._bare)
+        solver = self._best(lambda: self._solve(method))
+        matvecs = self._solve(method).n_matvec
+        return 100.0 * (solver / (bare * matvecs / self.iterations) - 1.0)
+
+    track_overhead_percent.unit = "percent"
+
+    def time_solve(self, method):
+        self._solve(method)

@@ -1,0 +1,407 @@
+"""f(A) b for a symmetric A by the Lanczos method, with an a posteriori error estimate."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._array_api import epsilon
+from .._linear_operator import LinearOperator
+from .._result import SolveResult, Status
+from .._validation import (
+    all_finite,
+    check_maxiter,
+    check_tolerances,
+    prepare_system,
+    require_not_nonsymmetric,
+)
+from ._lanczos import LanczosProcess, _tridiagonal_eigh, check_real, check_reorthogonalize
+
+__all__ = ["funm_lanczos"]
+
+MEMORY_CHOICES = ("store", "two-pass")
+
+# Checkpoints (where f(T) e_1 is evaluated) grow geometrically by this factor at most; near the
+# predicted end they are placed where the extrapolated error meets the tolerance.
+_GROWTH = 1.25
+_NEAR_GROWTH = 1.1
+_FIRST_CHECKPOINT = 8
+_SMALLEST_FACTOR = 0.1
+
+
+def funm_lanczos(
+    A: Any,
+    b: Any,
+    f: Callable[[np.ndarray], np.ndarray],
+    *,
+    rtol: float = 1e-6,
+    atol: float = 0.0,
+    maxiter: int | None = None,
+    reorthogonalize: str | None = None,
+    memory: str = "store",
+    callback: Callable[[int, float], Any] | None = None,
+    throw: bool = False,
+) -> SolveResult:
+    r"""Compute ``f(A) b`` for a symmetric ``A`` by the Lanczos method.
+
+    ``f(A) b ~ ||b|| Q_m f(T_m) e_1`` where ``Q_m`` and ``T_m`` are the Lanczos basis and
+    tridiagonal of the Krylov space ``K_m(A, b)``; ``m`` grows until an a posteriori error
+    estimate meets the tolerance.
+
+    Parameters
+    ----------
+    A : LinearOperator or matrix
+        A symmetric operator (anything :func:`hvpseries.aslinearoperator` accepts); operators
+        tagged ``symmetric=False`` are refused, untagged ones are assumed symmetric.
+    b : array, shape (n,) or (n, k)
+        Right-hand side; a block is processed column by column.
+    f : callable
+        The scalar function, applied to a float64 NumPy array of Ritz values on the host and
+        returning an array of the same shape, e.g. ``lambda t: 1 / (np.abs(t) + 0.1)``. It
+        must be defined (finite) on the spectrum of ``A``.
+    rtol, atol : float, default 1e-6 and 0
+        Stop a column when its error estimate ``e`` satisfies
+        ``e <= max(rtol * ||x||, atol)``, ``x`` the current approximation of ``f(A) b``.
+    maxiter : int, optional
+        Maximum Lanczos steps per column (default ``10 n`` without reorthogonalisation,
+        ``2 n`` with it).
+    reorthogonalize : {"partial", "full", "none"}, optional
+        Default ``"partial"`` with ``memory="store"`` and ``"none"`` with ``"two-pass"``
+        (which keeps no basis to reorthogonalise against). See :func:`lanczos`.
+    memory : {"store", "two-pass"}, default "store"
+        ``"store"`` keeps the basis (``m`` vectors); ``"two-pass"`` keeps ``O(n)`` memory by
+        running the recurrence twice: once for ``T``, once more to form ``Q y``
+        (about twice the matvecs).
+    callback : callable, optional
+        Called at every checkpoint as ``callback(n_matvec, error_estimate)`` (for progress
+        bars and logging).
+    throw : bool, default False
+        Raise :class:`hvpseries.ConvergenceError` instead of returning a non-converged result.
+
+    Returns
+    -------
+    SolveResult
+        ``x`` approximates ``f(A) b``; ``error_estimate`` is the estimated absolute error
+        (per column as a NumPy array for a block); ``info`` holds ``method``,
+        ``reorthogonalize``, ``memory``, ``n_checkpoints`` and ``n_reorthogonalizations``.
+
+    Raises
+    ------
+    ValueError
+        For bad tolerances, ``maxiter``, ``memory`` or ``reorthogonalize`` values, an
+        operator tagged non-symmetric, or ``reorthogonalize`` other than ``"none"`` with
+        ``memory="two-pass"``.
+    TypeError
+        If ``f`` is not callable, for mixed array libraries, or for a complex operator.
+
+    Notes
+    -----
+    *Host and device.* The vectors stay on the operator's device; ``T`` (tiny) lives on the
+    host in float64 and ``f(T) e_1 = V f(Lambda) V^T e_1`` is computed with
+    :func:`scipy.linalg.eigh_tridiagonal`. That ``O(m^2)`` host work is done only at
+    checkpoints: ``m = 8`` and then geometrically growing by at most 25%; once the
+    convergence rate is known the next checkpoint is placed where the extrapolated error
+    meets the tolerance (but at least 3% further).
+
+    *Error estimate.* With ``y_c`` the coefficient vector at checkpoint ``c`` (padded with
+    zeros), ``D = ||y_c - y_{c'}||`` between consecutive checkpoints equals
+    ``||x_c - x_{c'}||`` for an orthonormal basis. Assuming linear convergence
+    ``err(m) ~ C rho^m``, ``D ~ err(c') (1 - rho^d)`` with ``d = c - c'``, so
+    ``err(c) ~ D rho^d / (1 - rho^d)``; ``rho`` is fitted from the last two differences.
+    The estimate used is ``D max(0.1, rho^d / (1 - rho^d))`` (at most ten times below the
+    last difference, and only once two consecutive contractions were seen); convergence is
+    declared only once a contraction (``rho < 1``) has been observed. This is an estimate,
+    not a bound: on indefinite problems the convergence for ``1/|t|`` has plateaus (Ritz
+    values near zero), where two iterates can agree while both are far from the answer. If
+    the iterates stop changing at the rounding level above the tolerance, the status is
+    ``STAGNATED``.
+
+    A breakdown (the Krylov space became invariant) gives the exact answer up to rounding.
+
+    References
+    ----------
+    .. [1] N. J. Higham, *Functions of Matrices*, SIAM, 2008, chapter 13.
+    .. [2] A. Frommer, K. Kahl, T. Lippert, H. Rittich, "2-norm error bounds and estimates
+       for Lanczos approximations to linear systems and rational matrix functions",
+       SIAM J. Matrix Anal. Appl. 34 (2013).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hvpseries import krylov
+    >>> A = np.diag(np.linspace(-2.0, 3.0, 200))
+    >>> b = np.ones(200)
+    >>> result = krylov.funm_lanczos(A, b, lambda t: 1 / (np.abs(t) + 0.5), rtol=1e-8)
+    >>> result.converged
+    True
+    >>> exact = b / (np.abs(np.diag(A)) + 0.5)
+    >>> bool(np.linalg.norm(result.x - exact) <= 1e-7 * np.linalg.norm(exact))
+    True
+    """
+    operator, b = prepare_system(A, b)
+    require_not_nonsymmetric(operator, "funm_lanczos")
+    check_real(operator, "funm_lanczos")
+    if not callable(f):
+        message = f"f must be a callable applied to a NumPy array of eigenvalues, got {f!r}"
+        raise TypeError(message)
+    check_tolerances(rtol, atol)
+    check_maxiter(maxiter)
+    if memory not in MEMORY_CHOICES:
+        message = f"memory must be 'store' or 'two-pass', got {memory!r}"
+        raise ValueError(message)
+    if reorthogonalize is None:
+        reorthogonalize = "partial" if memory == "store" else "none"
+    check_reorthogonalize(reorthogonalize)
+    if memory == "two-pass" and reorthogonalize != "none":
+        message = (
+            "memory='two-pass' keeps no basis to reorthogonalise against; use "
+            f"reorthogonalize='none' (got {reorthogonalize!r}) or memory='store'"
+        )
+        raise ValueError(message)
+    if callback is not None and not callable(callback):
+        message = f"callback must be callable or None, got {callback!r}"
+        raise TypeError(message)
+    n = operator.shape[0]
+    if maxiter is None:
+        maxiter = max(10 * n, 20) if reorthogonalize == "none" else max(2 * n, 20)
+    solver = _FunmLanczos(operator, f, rtol, atol, maxiter, reorthogonalize, memory, callback)
+    xp = operator.xp
+    info = {"method": "lanczos", "reorthogonalize": reorthogonalize, "memory": memory}
+    if not all_finite(xp, b):
+        result = SolveResult(
+            x=xp.zeros_like(b), status=Status.NONFINITE, n_matvec=0, n_iter=0, info=info
+        )
+        return result.raise_for_status() if throw else result
+    columns = [b] if b.ndim == 1 else [b[:, j] for j in range(b.shape[1])]
+    outcomes = [solver.solve(column) for column in columns]
+    x = outcomes[0].x if b.ndim == 1 else xp.stack([o.x for o in outcomes], axis=1)
+    statuses = [o.status for o in outcomes]
+    status = next((s for s in statuses if not s.converged), statuses[0])
+    estimates = [o.estimate for o in outcomes]
+    info["n_checkpoints"] = sum(o.n_checkpoints for o in outcomes)
+    info["n_reorthogonalizations"] = sum(o.n_reorthogonalizations for o in outcomes)
+    result = SolveResult(
+        x=x,
+        status=status,
+        n_matvec=sum(o.n_matvec for o in outcomes),
+        n_iter=max(o.n_steps for o in outcomes),
+        error_estimate=estimates[0] if b.ndim == 1 else np.asarray(estimates),
+        info=info,
+    )
+    return result.raise_for_status() if throw else result
+
+
+class _ColumnOutcome:
+    __slots__ = (
+        "estimate",
+        "n_checkpoints",
+        "n_matvec",
+        "n_reorthogonalizations",
+        "n_steps",
+        "status",
+        "x",
+    )
+
+    def __init__(self, **values: Any) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+
+
+def f_tridiagonal_e1(
+    f: Callable[[np.ndarray], np.ndarray], alpha: np.ndarray, off: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``f(T) e_1`` and the eigenvalues of the symmetric tridiagonal ``T`` (host)."""
+    eigenvalues, vectors = _tridiagonal_eigh(alpha, off)
+    values = np.asarray(f(eigenvalues), dtype=np.float64)
+    if values.shape != eigenvalues.shape:
+        message = (
+            f"f must return an array of the shape of its input {eigenvalues.shape}, "
+            f"got shape {values.shape}"
+        )
+        raise ValueError(message)
+    # A non-finite value of f (a Ritz value at a singularity) is reported by the caller.
+    with np.errstate(invalid="ignore", over="ignore"):
+        return vectors @ (values * vectors[0, :]), eigenvalues
+
+
+class _FunmLanczos:
+    """The per-column driver: Lanczos steps, checkpoints, error estimate, final vector."""
+
+    def __init__(
+        self,
+        operator: LinearOperator,
+        f: Callable[[np.ndarray], np.ndarray],
+        rtol: float,
+        atol: float,
+        maxiter: int,
+        reorthogonalize: str,
+        memory: str,
+        callback: Callable[[int, float], Any] | None,
+    ) -> None:
+        self.operator = operator
+        self.f = f
+        self.rtol = rtol
+        self.atol = atol
+        self.maxiter = maxiter
+        self.reorthogonalize = reorthogonalize
+        self.memory = memory
+        self.callback = callback
+        self.eps = epsilon(operator.xp, operator.dtype)
+
+    def solve(self, b: Any) -> _ColumnOutcome:
+        xp = self.operator.xp
+        norm_b = float(xp.linalg.vector_norm(b))
+        if norm_b == 0.0:
+            return _ColumnOutcome(
+                x=xp.zeros_like(b),
+                status=Status.SUCCESS,
+                n_matvec=0,
+                n_steps=0,
+                estimate=0.0,
+                n_checkpoints=0,
+                n_reorthogonalizations=0,
+            )
+        store = self.memory == "store"
+        process = LanczosProcess(
+            self.operator, b / norm_b, reorthogonalize=self.reorthogonalize, store=store
+        )
+        y, estimate, status, checkpoints = self._iterate(process, norm_b)
+        m = y.size
+        n_matvec = process.n_matvec
+        if store:
+            assert process.basis is not None
+            x = process.basis.combine(y, self.operator.dtype, self.operator.device)
+        else:
+            x, extra = self._second_pass(b / norm_b, y)
+            n_matvec += extra
+        if status.converged and not all_finite(xp, x):
+            status = Status.NONFINITE
+        return _ColumnOutcome(
+            x=x,
+            status=status,
+            n_matvec=n_matvec,
+            n_steps=m,
+            estimate=estimate,
+            n_checkpoints=checkpoints,
+            n_reorthogonalizations=process.n_reorthogonalizations,
+        )
+
+    def _iterate(self, process: LanczosProcess, norm_b: float) -> tuple:
+        target = min(_FIRST_CHECKPOINT, self.maxiter)
+        previous: np.ndarray | None = None
+        previous_m = 0
+        differences: list[tuple[int, float]] = []  # (steps between checkpoints, ||y_c - y_c'||)
+        checkpoints = 0
+        while True:
+            while process.num_steps < target and process.step():
+                pass
+            m = process.num_steps
+            alpha = np.asarray(process.alpha)
+            off = np.asarray(process.beta[: m - 1])
+            checkpoints += 1
+            y, ritz = f_tridiagonal_e1(self.f, alpha, off)
+            y = norm_b * y
+            finite = bool(np.all(np.isfinite(y)))
+            y_norm = float(np.linalg.norm(y)) if finite else math.inf
+            tolerance = max(self.rtol * y_norm, self.atol)
+            if process.broke_down and finite and not math.isfinite(process.beta[-1]):
+                return y, math.inf, Status.NONFINITE, checkpoints
+            if process.broke_down and finite:
+                # Exact up to rounding, amplified by about max|theta| max|f(theta)| (the
+                # condition number kappa for f(t) = 1/|t|).
+                condition = max(1.0, float(np.max(np.abs(ritz)) * np.max(np.abs(self.f(ritz)))))
+                relative = max(
+                    10.0 * self.eps * math.sqrt(m) * condition,
+                    process.breakdown_residual / max(process.anorm, 1e-300),
+                )
+                estimate = relative * y_norm
+                status = Status.SUCCESS if estimate <= tolerance else Status.STAGNATED
+                self._report(process, estimate)
+                return y, estimate, status, checkpoints
+            estimate, rate = math.inf, None
+            if finite and previous is not None:
+                difference = float(
+                    np.linalg.norm(y - np.concatenate([previous, np.zeros(m - previous_m)]))
+                )
+                differences.append((m - previous_m, difference))
+                estimate, rate = _extrapolated_error(differences)
+            self._report(process, estimate)
+            if rate is not None and rate < 1.0 and estimate <= tolerance:
+                return y, estimate, Status.SUCCESS, checkpoints
+            if differences and finite and differences[-1][1] <= 10.0 * self.eps * y_norm:
+                # The iterates no longer change above rounding: converged as far as this
+                # precision allows.
+                status = Status.SUCCESS if estimate <= tolerance else Status.STAGNATED
+                return y, estimate, status, checkpoints
+            if m >= self.maxiter or process.broke_down:
+                status = Status.MAX_ITERATIONS if finite else Status.NONFINITE
+                return y, estimate, status, checkpoints
+            if finite:
+                previous, previous_m = y, m
+            target = min(self._next_checkpoint(m, estimate, rate, tolerance), self.maxiter)
+
+    def _report(self, process: LanczosProcess, estimate: float) -> None:
+        if self.callback is not None:
+            self.callback(process.n_matvec, estimate)
+
+    @staticmethod
+    def _next_checkpoint(m: int, estimate: float, rate: float | None, tolerance: float) -> int:
+        # Far from the tolerance, grow by 25%; within four digits of it, by 10% (the endgame
+        # of f(A) b often converges superlinearly, faster than any fitted rate predicts).
+        growth = _GROWTH if not estimate <= 1e4 * tolerance else _NEAR_GROWTH
+        largest = max(m + 4, math.ceil(growth * m))
+        if rate is None or not rate < 1.0 or not math.isfinite(estimate) or tolerance <= 0:
+            return largest
+        smallest = m + max(2, math.ceil(0.03 * m))
+        needed = math.log(tolerance / estimate) / math.log(rate) if estimate > tolerance else 0
+        return int(min(max(m + math.ceil(needed), smallest), largest))
+
+    def _second_pass(self, q0: Any, y: np.ndarray) -> tuple[Any, int]:
+        # Rerun the identical recurrence (same operations, so the same vectors) and
+        # accumulate x = sum_j y_j q_j without storing the basis.
+        xp = self.operator.xp
+        process = LanczosProcess(self.operator, q0, reorthogonalize="none", store=False)
+        coefficients = xp.asarray(y, dtype=self.operator.dtype, device=self.operator.device)
+        x = coefficients[0] * q0
+        for j in range(1, y.size):
+            if not process.step():
+                break
+            x = x + coefficients[j] * process.q
+        return x, process.n_matvec
+
+
+def _extrapolated_error(differences: list[tuple[int, float]]) -> tuple[float, float | None]:
+    """Estimate the current error from the last differences of checkpoint iterates.
+
+    Returns ``(estimate, rho)`` with ``rho`` the fitted per-step contraction factor, or
+    ``None`` when fewer than two differences are known.
+    """
+    steps, last = differences[-1]
+    if len(differences) < 2:
+        return last, None
+    steps_before, before = differences[-2]
+    if before <= 0.0 or last <= 0.0:
+        return last, (0.0 if last == 0.0 else None)
+    # Model: difference_i = E rho^{c_{i-1}} (1 - rho^{d_i}); solve the ratio for rho by a
+    # few fixed-point sweeps (a scalar equation, cheap).
+    ratio = last / before
+    if ratio >= 1.0:
+        return last, ratio ** (1.0 / steps_before)
+    if len(differences) < 3 or differences[-3][1] <= before:
+        # No steady contraction yet (two decreasing steps in a row are required): a rate
+        # fitted across a jump would be meaningless, so use the plain difference.
+        return last, None
+    rho = ratio ** (1.0 / steps_before)
+    for _ in range(20):
+        correction = (1.0 - rho**steps_before) / (1.0 - rho**steps)
+        rho_new = min((ratio * correction) ** (1.0 / steps_before), 1.0 - 1e-15)
+        if abs(rho_new - rho) <= 1e-14:
+            break
+        rho = rho_new
+    # The extrapolation may lower the estimate below the last difference by at most 100x: a
+    # guard against a rate fitted to a lucky pair of differences.
+    factor = rho**steps / (1.0 - rho**steps)
+    return last * max(_SMALLEST_FACTOR, factor), rho

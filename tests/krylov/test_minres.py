@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+
+import hvpseries as hs
+from hvpseries import krylov
+from tests.problems import PROBLEMS
+
+
+@pytest.mark.parametrize("name", ["spd", "indefinite", "clustered"])
+@pytest.mark.parametrize("columns", [None, 2])
+def test_minres_matches_dense_solve(backend, name, columns):
+    problem = PROBLEMS[name]
+    b = problem.rhs(columns)
+    rtol = 1e-10 if backend.dtype_name == "float64" else 1e-4
+    result = krylov.minres(backend.asarray(problem.matrix), backend.asarray(b), rtol=rtol)
+    assert result.status is hs.Status.SUCCESS
+    x = backend.to_numpy(result.x)
+    norms = np.linalg.norm(problem.matrix @ x - b, axis=0)
+    assert np.all(norms <= rtol * np.linalg.norm(b, axis=0) * (1.01 if rtol < 1e-6 else 1.5))
+    reference = problem.apply_function(lambda t: 1 / t, b)
+    assert np.linalg.norm(x - reference) <= 100 * rtol * np.linalg.norm(reference)
+
+
+def test_minres_shift_follows_scipy_convention():
+    problem = PROBLEMS["indefinite"]
+    b = problem.rhs()
+    result = krylov.minres(problem.matrix, b, shift=0.05, rtol=1e-10)
+    expected = np.linalg.solve(problem.matrix - 0.05 * np.eye(40), b)
+    np.testing.assert_allclose(result.x, expected, rtol=1e-7)
+    theirs, _info = spla.minres(problem.matrix, b, shift=0.05, rtol=1e-12)
+    np.testing.assert_allclose(result.x, theirs, rtol=1e-7)
+
+
+def test_minres_agrees_with_scipy_where_scipy_is_right():
+    problem = PROBLEMS["indefinite"]
+    b = problem.rhs()
+    ours = krylov.minres(problem.matrix, b, rtol=1e-10)
+    theirs, info = spla.minres(problem.matrix, b, rtol=1e-12)
+    assert info == 0
+    np.testing.assert_allclose(ours.x, theirs, rtol=1e-7)
+
+
+def test_minres_checks_the_true_residual_where_scipy_does_not():
+    # a log-spaced indefinite spectrum: SciPy stops on ||r|| <= rtol ||A|| ||x|| and claims
+    # success far above the documented test; ours meets ||b - A x|| <= rtol ||b||
+    rng = np.random.default_rng(0)
+    n = 200
+    eigenvalues = np.logspace(-2, 0, n) * np.where(rng.random(n) < 0.5, -1, 1)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (q * eigenvalues) @ q.T
+    A = (A + A.T) / 2
+    b = rng.standard_normal(n)
+    theirs, info = spla.minres(A, b, rtol=1e-8)
+    scipy_residual = np.linalg.norm(b - A @ theirs) / np.linalg.norm(b)
+    ours = krylov.minres(A, b, rtol=1e-8)
+    our_residual = np.linalg.norm(b - A @ ours.x) / np.linalg.norm(b)
+    assert info == 0 and scipy_residual > 1e-6  # SciPy's claim is far off
+    assert ours.converged and our_residual <= 1e-8
+    assert ours.residual_norm == pytest.approx(our_residual * np.linalg.norm(b), rel=1e-3)
+
+
+def test_minres_maxiter_one_gives_one_callback_and_no_convergence():
+    problem = PROBLEMS["indefinite"]
+    calls = []
+    result = krylov.minres(problem.matrix, problem.rhs(), maxiter=1, callback=calls.append)
+    assert len(calls) == 1
+    assert result.status is hs.Status.MAX_ITERATIONS
+    np.testing.assert_allclose(
+        result.residual_norm, np.linalg.norm(problem.rhs() - problem.matrix @ result.x)
+    )
+
+
+def test_minres_does_not_touch_x0(backend):
+    problem = PROBLEMS["indefinite"]
+    x0 = backend.asarray(np.ones(40))
+    result = krylov.minres(
+        backend.asarray(problem.matrix), backend.asarray(problem.rhs()), x0, rtol=1e-3
+    )
+    assert result.converged
+    np.testing.assert_array_equal(backend.to_numpy(x0), np.ones(40))
+
+
+def test_minres_zero_rhs():
+    result = krylov.minres(PROBLEMS["indefinite"].matrix, np.zeros(40))
+    assert result.converged and result.n_matvec == 0 and not np.any(result.x)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"rtol": -1.0}, ValueError),
+        ({"atol": np.inf}, ValueError),
+        ({"rtol": None}, TypeError),
+        ({"maxiter": 1.5}, TypeError),
+        ({"shift": np.nan}, ValueError),
+        ({"shift": "1"}, TypeError),
+    ],
+)
+def test_minres_rejects_invalid_controls(kwargs, error):
+    problem = PROBLEMS["indefinite"]
+    with pytest.raises(error):
+        krylov.minres(problem.matrix, problem.rhs(), **kwargs)
+
+
+def test_minres_tolerance_is_keyword_only():
+    problem = PROBLEMS["indefinite"]
+    with pytest.raises(TypeError):
+        krylov.minres(problem.matrix, problem.rhs(), None, 0.0, 1e-5)
+
+
+def test_minres_preconditioned_indefinite():
+    problem = PROBLEMS["indefinite"]
+    b = problem.rhs()
+    M = np.diag(1 / np.abs(np.diag(problem.matrix)))
+    result = krylov.minres(problem.matrix, b, M=M, rtol=1e-10)
+    assert result.converged
+    np.testing.assert_allclose(problem.matrix @ result.x, b, atol=1e-8 * np.linalg.norm(b))
+
+
+def test_minres_singular_inconsistent_system_stops_honestly():
+    problem = PROBLEMS["with_zero"]
+    b = problem.rhs()
+    result = krylov.minres(problem.matrix, b, rtol=1e-10)
+    assert result.status is hs.Status.STAGNATED
+    # a least-squares solution: the residual is the component of b in the null space
+    null = problem.eigenvectors[:, problem.eigenvalues == 0]
+    least_squares = np.linalg.norm(null.T @ b)
+    assert result.residual_norm == pytest.approx(least_squares, rel=1e-3)
+
+
+def test_minres_counts_every_matvec():
+    problem = PROBLEMS["indefinite"]
+    A = hs.CountingOperator(hs.aslinearoperator(problem.matrix))
+    result = krylov.minres(A, problem.rhs(2), rtol=1e-8)
+    assert result.converged and result.n_matvec == A.n_matvec

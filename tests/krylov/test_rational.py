@@ -1,0 +1,121 @@
+import mpmath
+import numpy as np
+import pytest
+
+import hvpseries as hs
+from hvpseries import krylov
+from hvpseries.krylov._rational import quadrature_nodes
+from tests.problems import PROBLEMS
+
+
+def _function(variant, damping):
+    if variant == "damped":
+        return lambda t: 1 / (np.abs(t) + damping)
+    return lambda t: 1 / np.sqrt(t * t + damping)
+
+
+@pytest.mark.parametrize("damping", [0.0, 0.3])
+@pytest.mark.parametrize("x", [1e-4, 0.5, 2.0, 50.0])
+def test_stieltjes_representation_of_the_damped_function(damping, x):
+    # 1 / (sqrt(x) + d) = (1/pi) int_0^inf sqrt(s) / ((s + d^2)(s + x)) ds
+    mpmath.mp.dps = 30
+    value = mpmath.quad(
+        lambda s: mpmath.sqrt(s) / ((s + damping**2) * (s + x)), [0, x, 1, mpmath.inf]
+    )
+    assert float(value / mpmath.pi) == pytest.approx(1 / (np.sqrt(x) + damping), rel=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["damped", "quasi-damped"])
+@pytest.mark.parametrize("damping", [0.0, 0.05, 2.0])
+def test_quadrature_rule_is_accurate_on_the_interval(variant, damping):
+    rule = quadrature_nodes(damping=damping, variant=variant, lower=1e-3, upper=1.0, tolerance=1e-9)
+    magnitudes = np.logspace(-3, 0, 200)
+    approximation = (rule.weights[None, :] / (magnitudes[:, None] ** 2 + rule.shifts)).sum(1)
+    approximation += rule.rhs_weight
+    exact = _function(variant, damping)(magnitudes)
+    assert np.max(np.abs(approximation / exact - 1)) <= 1e-8
+    assert rule.shifts.size < 80
+
+
+@pytest.mark.parametrize("name", ["spd", "indefinite", "clustered"])
+@pytest.mark.parametrize("variant", ["damped", "quasi-damped"])
+@pytest.mark.parametrize("damping", [0.0, 0.1])
+def test_rational_matches_eigh_with_interval(backend, name, variant, damping):
+    problem = PROBLEMS[name]
+    magnitudes = np.abs(problem.eigenvalues)
+    b = problem.rhs()
+    rtol = 1e-8 if backend.dtype_name == "float64" else 1e-3
+    result = krylov.abs_inv_rational(
+        backend.asarray(problem.matrix),
+        backend.asarray(b),
+        damping=damping,
+        variant=variant,
+        rtol=rtol,
+        interval=(magnitudes.min(), magnitudes.max()),
+    )
+    assert result.status is hs.Status.SUCCESS, result.info
+    reference = problem.apply_function(_function(variant, damping), b)
+    error = np.linalg.norm(backend.to_numpy(result.x) - reference)
+    assert error <= 10 * rtol * np.linalg.norm(reference)
+    assert error <= 10 * result.error_estimate
+
+
+@pytest.mark.parametrize("variant", ["damped", "quasi-damped"])
+def test_rational_without_interval_uses_spectral_bounds(variant):
+    problem = PROBLEMS["indefinite"]
+    b = problem.rhs(2)
+    A = hs.CountingOperator(hs.aslinearoperator(problem.matrix))
+    result = krylov.abs_inv_rational(A, b, variant=variant, rtol=1e-8)
+    assert result.converged
+    assert result.n_matvec == A.n_matvec
+    reference = problem.apply_function(_function(variant, 0.0), b)
+    error = np.linalg.norm(result.x - reference, axis=0)
+    assert np.all(error <= 10 * 1e-8 * np.linalg.norm(reference, axis=0))
+    assert result.error_estimate.shape == (2,)
+    assert result.info["ritz_min"] == pytest.approx(np.abs(problem.eigenvalues).min(), rel=1e-3)
+
+
+@pytest.mark.parametrize("variant", ["damped", "quasi-damped"])
+def test_rational_zero_eigenvalues_with_damping(variant):
+    problem = PROBLEMS["with_zero"]
+    b = problem.rhs()
+    result = krylov.abs_inv_rational(problem.matrix, b, damping=0.1, variant=variant, rtol=1e-8)
+    reference = problem.apply_function(_function(variant, 0.1), b)
+    # damping tames the zero eigenvalues; the damped variant loses a digit to rounding there
+    assert np.linalg.norm(result.x - reference) <= 1e-6 * np.linalg.norm(reference)
+
+
+def test_rational_singular_without_damping_is_reported():
+    problem = PROBLEMS["with_zero"]
+    result = krylov.abs_inv_rational(problem.matrix, problem.rhs(), rtol=1e-8)
+    assert not result.converged
+    assert "damping" in result.info["reason"]
+
+
+def test_rational_callback_and_block():
+    problem = PROBLEMS["spd"]
+    seen = []
+    result = krylov.abs_inv_rational(
+        problem.matrix,
+        problem.rhs(2),
+        interval=(0.05, 1.0),
+        rtol=1e-6,
+        callback=lambda xk: seen.append(xk.shape),
+    )
+    assert result.converged and seen and set(seen) == {(40, 2)} and len(seen) == result.n_iter
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"damping": -1.0}, ValueError),
+        ({"variant": "other"}, ValueError),
+        ({"interval": (2.0, 1.0)}, ValueError),
+        ({"interval": (-1.0, 1.0)}, ValueError),
+        ({"rtol": -1.0}, ValueError),
+        ({"damping": "0"}, TypeError),
+    ],
+)
+def test_rational_rejects_bad_arguments(kwargs, error):
+    with pytest.raises(error):
+        krylov.abs_inv_rational(np.eye(3), np.ones(3), **kwargs)

@@ -1,0 +1,135 @@
+"""The front end: abs_inv, inv_sqrt, sqrt, sign, funm, solve and their method dispatch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hvpseries as hs
+from tests.problems import PROBLEMS
+
+
+def rel(x, y):
+    return np.linalg.norm(x - y) / np.linalg.norm(y)
+
+
+@pytest.mark.parametrize("method", ["auto", "lanczos", "dense"])
+@pytest.mark.parametrize("columns", [None, 2])
+def test_abs_inv_matches_reference(backend, method, columns) -> None:
+    problem = PROBLEMS["indefinite"]
+    b = problem.rhs(columns)
+    rtol = 1e-9 if backend.dtype_name == "float64" else 1e-4
+    result = hs.abs_inv(
+        backend.asarray(problem.matrix), backend.asarray(b), damping=0.1, method=method, rtol=rtol
+    )
+    assert result.converged
+    expected = "dense" if method == "auto" else method
+    assert result.info["method"] == expected
+    reference = problem.apply_function(lambda t: 1 / (np.abs(t) + 0.1), b)
+    assert rel(backend.to_numpy(result.x), reference) <= (1e-7 if rtol < 1e-6 else 5e-3)
+
+
+def test_auto_takes_lanczos_for_operators() -> None:
+    problem = PROBLEMS["indefinite"]
+    A = hs.FunctionOperator(lambda x: problem.matrix @ x, (problem.n, problem.n), symmetric=True)
+    result = hs.abs_inv(A, problem.rhs(), rtol=1e-8)
+    assert result.info["method"] == "lanczos"
+    assert rel(result.x, problem.apply_function(lambda t: 1 / np.abs(t), problem.rhs())) < 1e-6
+
+
+@pytest.mark.parametrize("method", ["rational", "series", "chebyshev"])
+def test_abs_inv_dispatches_to_other_methods(method) -> None:
+    problem = PROBLEMS["spd"]  # definite: every method applies (Chebyshev needs smoothness)
+    b = problem.rhs()
+    A = hs.aslinearoperator(problem.matrix, psd=True)
+    result = hs.abs_inv(A, b, damping=0.5, method=method, rtol=1e-6, maxiter=20000)
+    assert result.info["method"] == method
+    reference = problem.apply_function(lambda t: 1 / (np.abs(t) + 0.5), b)
+    assert result.converged, result
+    assert rel(result.x, reference) < 1e-4
+
+
+def test_quasi_damped_variant() -> None:
+    problem = PROBLEMS["indefinite"]
+    b = problem.rhs()
+    result = hs.abs_inv(
+        problem.matrix, b, damping=0.2, variant="quasi-damped", method="lanczos", rtol=1e-10
+    )
+    reference = problem.apply_function(lambda t: 1 / np.sqrt(t * t + 0.2), b)
+    assert rel(result.x, reference) < 1e-8
+
+
+@pytest.mark.parametrize("method", ["lanczos", "dense"])
+def test_roots_sign_funm(backend, method) -> None:
+    spd = PROBLEMS["spd"]
+    A = backend.asarray(spd.matrix)
+    b = backend.asarray(spd.rhs())
+    tol = 1e-7 if backend.dtype_name == "float64" else 5e-3
+    rtol = 1e-10 if backend.dtype_name == "float64" else 1e-5
+    x = hs.inv_sqrt(A, b, method=method, rtol=rtol).x
+    assert rel(backend.to_numpy(x), spd.apply_function(lambda t: t**-0.5, spd.rhs())) < tol
+    x = hs.sqrt(A, b, method=method, rtol=rtol).x
+    assert rel(backend.to_numpy(x), spd.apply_function(np.sqrt, spd.rhs())) < tol
+    x = hs.funm(A, b, np.exp, method=method, rtol=rtol).x
+    assert rel(backend.to_numpy(x), spd.apply_function(np.exp, spd.rhs())) < tol
+    indefinite = PROBLEMS["indefinite"]
+    result = hs.sign(
+        backend.asarray(indefinite.matrix),
+        backend.asarray(indefinite.rhs()),
+        method=method,
+        rtol=rtol,
+    )
+    assert (
+        rel(backend.to_numpy(result.x), indefinite.apply_function(np.sign, indefinite.rhs())) < tol
+    )
+
+
+def test_inv_sqrt_reports_indefinite() -> None:
+    problem = PROBLEMS["indefinite"]
+    result = hs.inv_sqrt(problem.matrix, problem.rhs(), method="lanczos")
+    assert result.status is hs.Status.INDEFINITE
+    with pytest.raises(ValueError, match="psd"):
+        hs.inv_sqrt(hs.aslinearoperator(problem.matrix, psd=False), problem.rhs())
+
+
+@pytest.mark.parametrize("psd", [True, None])
+def test_solve_picks_cg_or_minres(psd) -> None:
+    problem = PROBLEMS["spd"]
+    A = hs.FunctionOperator(
+        lambda x: problem.matrix @ x, (problem.n, problem.n), psd=psd, symmetric=True
+    )
+    result = hs.solve(A, problem.rhs(), rtol=1e-10)
+    assert result.info["method"] == ("cg" if psd else "minres")
+    reference = np.linalg.solve(problem.matrix, problem.rhs())
+    assert rel(result.x, reference) < 1e-7
+    dense = hs.solve(problem.matrix, problem.rhs())
+    assert dense.info["method"] == "dense" and rel(dense.x, reference) < 1e-10
+
+
+def test_validation() -> None:
+    A, b = np.eye(3), np.ones(3)
+    with pytest.raises(ValueError, match="method"):
+        hs.abs_inv(A, b, method="magic")
+    with pytest.raises(ValueError, match="damping"):
+        hs.abs_inv(A, b, damping=-1.0)
+    with pytest.raises(TypeError, match="damping"):
+        hs.abs_inv(A, b, damping="big")
+    with pytest.raises(ValueError, match="variant"):
+        hs.abs_inv(A, b, variant="other")
+    with pytest.raises(ValueError, match="rtol"):
+        hs.abs_inv(A, b, rtol=-1.0)
+    with pytest.raises(TypeError):
+        hs.abs_inv(A, b, 0.1)
+    with pytest.raises(ValueError, match="shape"):
+        hs.abs_inv(A, np.ones(4))
+    with pytest.raises(ValueError, match="symmetric"):
+        hs.abs_inv(hs.aslinearoperator(A, symmetric=False), b)
+    with pytest.raises(TypeError, match="callable"):
+        hs.funm(A, b, "exp")
+    with pytest.raises(TypeError, match="callback"):
+        hs.sign(A, b, callback=3)
+    bad = b.copy()
+    bad[0] = np.inf
+    assert hs.abs_inv(A, bad).status is hs.Status.NONFINITE
+    with pytest.raises(hs.ConvergenceError):
+        hs.abs_inv(A, bad, throw=True)
