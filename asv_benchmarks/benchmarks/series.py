@@ -1,0 +1,150 @@
+"""Benchmarks of the series solvers (hvpseries.series).
+
+- ``SeriesMatvecsToTolerance.track_n_matvec``: matvecs (HVPs) that ``abs_inv`` needs to reach a
+  relative error estimate ``rtol`` on indefinite spectra with condition number ``kappa``, plain
+  and accelerated. Runs are capped at ``MAX_TERMS`` terms; a run that stops there without
+  meeting ``rtol`` reports NaN ("not reached"), never the capped count. The true relative error
+  of every run is tracked too, and the dense ``eigh`` reference is timed for scale.
+- ``SeriesTermOverhead``: time per series term against the two bare sparse matvecs it needs
+  (2-D Laplacian, n >= 1e5); the target is an overhead below 10%.
+"""
+
+import math
+import time
+import warnings
+
+import numpy as np
+
+from .common import indefinite_logspaced, laplacian_2d, matrix_from_eigenvalues, pick, pin_threads
+
+MAX_TERMS = 20_000
+ACCELERATIONS = ["plain", "wynn", "levin", "tail"]
+RTOLS = [1e-2, 1e-4, 1e-6, 1e-8]
+
+
+def _acceleration(name):
+    return None if name == "plain" else name
+
+
+class SeriesMatvecsToTolerance:
+    params = ([10, 100, 1000], ACCELERATIONS, RTOLS)
+    param_names = ["kappa", "acceleration", "rtol"]
+    timeout = 600
+
+    def setup_cache(self):
+        pin_threads(1)
+        from hvpseries.series import abs_inv
+
+        n = pick(120, 300)
+        results = {}
+        for kappa in self.params[0]:
+            eigenvalues = indefinite_logspaced(n, kappa, seed=1)
+            matrix = matrix_from_eigenvalues(eigenvalues, seed=2)
+            b = np.random.default_rng(3).standard_normal(n)
+            q_reference = np.linalg.eigh(matrix)
+            reference = q_reference[1] @ ((q_reference[1].T @ b) / np.abs(q_reference[0]))
+            for acceleration in ACCELERATIONS:
+                for rtol in RTOLS:
+                    result = abs_inv(
+                        matrix,
+                        b,
+                        rtol=rtol,
+                        maxiter=MAX_TERMS,
+                        acceleration=_acceleration(acceleration),
+                    )
+                    error = np.linalg.norm(result.x - reference) / np.linalg.norm(reference)
+                    results[kappa, acceleration, rtol] = (
+                        result.n_matvec if result.converged else math.nan,
+                        error,
+                    )
+        return results
+
+    def track_n_matvec(self, results, kappa, acceleration, rtol):
+        return results[kappa, acceleration, rtol][0]
+
+    track_n_matvec.unit = "matvecs"
+
+    def track_relative_error(self, results, kappa, acceleration, rtol):
+        return results[kappa, acceleration, rtol][1]
+
+    track_relative_error.unit = "relative error"
+
+
+class DenseEighReference:
+    """The dense eigh reference that the matvec counts are measured against, for scale."""
+
+    params = [[120, 300]]
+    param_names = ["n"]
+
+    def setup(self, n):
+        pin_threads(1)
+        self.matrix = matrix_from_eigenvalues(indefinite_logspaced(n, 100, seed=1), seed=2)
+        self.b = np.random.default_rng(3).standard_normal(n)
+
+    def time_dense_abs_inv(self, n):
+        eigenvalues, vectors = np.linalg.eigh(self.matrix)
+        vectors @ ((vectors.T @ self.b) / np.abs(eigenvalues))
+
+
+class SeriesTermOverhead:
+    params = (["numpy", "torch"], ["plain", "wynn", "tail"], ["num_terms", "rtol"])
+    param_names = ["backend", "acceleration", "mode"]
+    timeout = 600
+    terms = 200
+
+    def setup(self, backend, acceleration, mode):
+        pin_threads(1)
+        import hvpseries as hs
+
+        m = pick(320, 448)  # n = m^2 >= 1e5
+        laplacian = laplacian_2d(m, shift=4.0)
+        b = np.random.default_rng(0).standard_normal(m * m)
+        if backend == "torch":
+            import torch
+
+            coo = laplacian.tocoo()
+            indices = torch.as_tensor(np.vstack([coo.row, coo.col]), dtype=torch.int64)
+            values = torch.as_tensor(coo.data)
+            with warnings.catch_warnings():  # torch: "sparse CSR support is in beta"
+                warnings.simplefilter("ignore", UserWarning)
+                matrix = torch.sparse_coo_tensor(indices, values, coo.shape).to_sparse_csr()
+            b = torch.as_tensor(b)
+        else:
+            matrix = laplacian
+        self.operator = hs.MatrixOperator(matrix, symmetric=True)
+        self.matrix, self.b = matrix, b
+        self.kwargs = {"scale": 64.0, "acceleration": _acceleration(acceleration)}
+        if mode == "num_terms":
+            self.kwargs["num_terms"] = self.terms
+        else:  # a tolerance that is never met: the full per-term cost of the stopping test
+            self.kwargs.update(rtol=1e-30, maxiter=self.terms)
+
+    def _bare(self):
+        matrix, v = self.matrix, self.b
+        for _ in range(self.terms - 1):
+            matrix @ (matrix @ v)
+
+    def _series(self):
+        from hvpseries.series import abs_inv
+
+        abs_inv(self.operator, self.b, **self.kwargs)
+
+    def time_bare_matvec_pairs(self, backend, acceleration, mode):
+        self._bare()
+
+    def time_series(self, backend, acceleration, mode):
+        self._series()
+
+    def track_overhead_percent(self, backend, acceleration, mode):
+        def best(function, repeats=5):
+            timings = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                function()
+                timings.append(time.perf_counter() - start)
+            return min(timings)
+
+        bare, series = best(self._bare), best(self._series)
+        return 100.0 * (series - bare) / bare
+
+    track_overhead_percent.unit = "%"

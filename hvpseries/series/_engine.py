@@ -1,0 +1,455 @@
+"""The loop shared by every series solver: terms, partial sums, estimates, acceleration.
+
+Every solver of :mod:`hvpseries.series` computes ``prefactor * sum_n c_n v_n`` with
+``v_0 = b`` and ``v_n = alpha v_{n-1} - (1/V) M v_{n-1}`` where ``M`` is ``A^2`` (two matvecs)
+or ``A`` (one matvec); the front ends choose ``M``, ``V``, ``alpha`` and the coefficients.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .._array_api import epsilon, is_numpy
+from .._result import SolveResult, Status
+from ..acceleration._levin import levin_window
+from ..acceleration._sequence import finish
+from ..acceleration._wynn import epsilon_table
+from ._coefficients import CoefficientStream, generating_function
+
+__all__ = ["ACCELERATIONS", "SeriesSetup", "check_acceleration", "run_series", "trivial_rhs"]
+
+ACCELERATIONS = ("wynn", "levin", "aitken", "tail", None)
+
+#: Default cap on the number of terms when a tolerance is given without maxiter or num_terms.
+DEFAULT_MAXITER = 1000
+#: Default tolerance when neither num_terms nor rtol is given.
+DEFAULT_RTOL = 1e-6
+
+
+@dataclass
+class SeriesSetup:
+    """What a front end hands to :func:`run_series`."""
+
+    apply: Callable[[Any], Any]  # v -> M v (M = A^2 or A)
+    matvecs_per_apply: int
+    scale: float  # V
+    shift: float  # alpha = 1 - shift / V
+    stream: CoefficientStream
+    prefactor: float
+    n_matvec_before: int = 0  # spent on the scale (Lanczos) before the loop
+    first_product: Any = None  # M b if already computed (lower-bound scale)
+    spd_method: bool = False  # growth with x > 1 means a negative eigenvalue: INDEFINITE
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def check_acceleration(acceleration: Any, order: Any) -> None:
+    """Validate ``acceleration`` and ``order``."""
+    from ..acceleration._wynn import check_order
+
+    if acceleration not in ACCELERATIONS:
+        message = (
+            f"acceleration must be 'wynn', 'levin', 'aitken', 'tail' or None, got {acceleration!r}"
+        )
+        raise ValueError(message)
+    check_order(order)
+    if acceleration == "aitken" and order != 1:
+        message = f"acceleration='aitken' has order 1 only, got order={order!r}"
+        raise ValueError(message)
+
+
+def trivial_rhs(b: Any) -> bool:
+    """Whether ``b`` is all zeros or has a non-finite entry (answered without any matvec)."""
+    xp = _namespace_of(b)
+    norms = _norms(xp, b)
+    return not np.all(np.isfinite(norms)) or not np.any(norms)
+
+
+def _host(xp: ModuleType, x: Any) -> np.ndarray:
+    """Small per-column quantities (norms) as a float64 host array; one sync per column."""
+    if is_numpy(xp):
+        return np.array(x, dtype=np.float64, ndmin=1)
+    if x.ndim == 0:
+        return np.array([float(x)])
+    return np.array([float(x[j]) for j in range(x.shape[0])])
+
+
+def _norms(xp: ModuleType, x: Any) -> np.ndarray:
+    return _host(xp, xp.linalg.vector_norm(x, axis=0))
+
+
+def _report(values: np.ndarray, block: bool) -> Any:
+    return values.copy() if block else float(values[0])
+
+
+class _Accelerator:
+    """Applies the chosen accelerator to the latest partial sums (and terms, for ``"tail"``)."""
+
+    def __init__(self, xp: ModuleType, kind: str, order: int, stream: CoefficientStream) -> None:
+        self.xp = xp
+        self.kind = kind
+        self.order = order
+        self.stream = stream
+        self.width = 2 * order + 1
+        self.minimum_terms = 2 if kind == "tail" else 2 * order + 1
+
+    def __call__(self, sums: list[Any], n: int, v: Any, v_previous: Any) -> Any:
+        """Estimate the limit after term ``n``; ``sums`` ends with ``S_n`` (and starts earlier)."""
+        xp = self.xp
+        if self.kind == "tail":
+            return self._tail(sums[-1], n, v, v_previous)
+        window = sums[-self.width :]
+        if self.kind == "levin":
+            terms = [sums[j + 1] - sums[j] for j in range(len(sums) - 1)][-self.width :]
+            # The t transform: the remainder estimate is the last term.
+            estimate, bad = levin_window(xp, window, terms, n - 2 * self.order, "t")
+        elif self.kind == "aitken":
+            first, middle, last = window
+            step = last - middle
+            curvature = step - (middle - first)
+            bad = curvature == 0
+            estimate = last - step * step / xp.where(bad, 1.0, curvature)
+        else:
+            estimate, bad = epsilon_table(xp, window, self.order)
+        return finish(xp, estimate, window[-1], bad, False)
+
+    def _tail(self, partial_sum: Any, n: int, v: Any, v_previous: Any) -> Any:
+        """``S_n + T_n(x) v_n``: the exact tail of the series for one eigen-component.
+
+        ``x`` is the Rayleigh quotient ``(v_n . v_{n-1}) / (v_{n-1} . v_{n-1})`` of ``Z``, the
+        eigenvalue of the slowest component that dominates ``v_n``, and
+        ``T_n(x) = sum_{j>n} c_j x^{j-n}`` is summed on the host from the known coefficients.
+        """
+        xp = self.xp
+        numerator = _host(xp, xp.vecdot(v, v_previous, axis=0))
+        denominator = _host(xp, xp.vecdot(v_previous, v_previous, axis=0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.where(denominator > 0, numerator / denominator, 0.0)
+        factors = [tail_factor(self.stream, n, float(value)) for value in np.clip(x, -1.0, 1.0)]
+        if v.ndim == 1:
+            return partial_sum + factors[0] * v
+        row = xp.asarray(factors, dtype=v.dtype, device=_device_of(v))
+        return partial_sum + row * v
+
+
+def tail_factor(stream: CoefficientStream, n: int, x: float) -> float:
+    """``T_n(x) = sum_{j>=1} c_{n+j} x^j`` in float64 on the host (0 where it is infinite)."""
+    if x == 0.0 or not math.isfinite(x):
+        return 0.0
+    limit = generating_function(stream.kind, x, stream.delta)
+    if not math.isfinite(limit):
+        return 0.0
+    if n * math.log(abs(x)) > -300.0:
+        # Closed form (f(x) - P_n(x)) / x^n with P_n the partial sum of the power series.
+        head = np.polynomial.polynomial.polyval(x, stream.first(n + 1))
+        return float((limit - head) / x**n)
+    # x^n underflows: sum the rapidly decaying tail directly.
+    count = min(math.ceil(-40.0 / math.log(abs(x))) + 1, 1_000_000)
+    coefficients = stream.first(n + count + 1)[n + 1 :]
+    return float(np.polynomial.polynomial.polyval(x, np.concatenate([[0.0], coefficients])))
+
+
+def run_series(
+    b: Any,
+    setup: SeriesSetup,
+    *,
+    num_terms: int | None,
+    rtol: float | None,
+    atol: float,
+    maxiter: int | None,
+    acceleration: str | None,
+    order: int,
+    callback: Callable[[Any], Any] | None,
+    throw: bool,
+    safeguard: bool = True,
+) -> SolveResult:
+    """Sum the series for ``b`` (a vector or an ``(n, k)`` block) and build the result.
+
+    Overflow becomes ``Status.NONFINITE``, not a NumPy warning (the loop checks every term).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _run_series(
+            b,
+            setup,
+            num_terms=num_terms,
+            rtol=rtol,
+            atol=atol,
+            maxiter=maxiter,
+            acceleration=acceleration,
+            order=order,
+            callback=callback,
+            throw=throw,
+            safeguard=safeguard,
+        )
+
+
+def _run_series(
+    b: Any,
+    setup: SeriesSetup,
+    *,
+    num_terms: int | None,
+    rtol: float | None,
+    atol: float,
+    maxiter: int | None,
+    acceleration: str | None,
+    order: int,
+    callback: Callable[[Any], Any] | None,
+    throw: bool,
+    safeguard: bool,
+) -> SolveResult:
+    xp = _namespace_of(b)
+    block = b.ndim == 2
+    eps = epsilon(xp, b.dtype)
+    growth_tolerance = 1.0 + math.sqrt(eps)
+    if num_terms is None and rtol is None:
+        rtol = DEFAULT_RTOL
+    tolerance_mode = rtol is not None or atol > 0
+    rtol_value = 0.0 if rtol is None else float(rtol)
+    budget = num_terms if num_terms is not None else (maxiter or DEFAULT_MAXITER)
+    if num_terms is not None and maxiter is not None:
+        budget = min(num_terms, maxiter)
+    V = setup.scale
+    alpha = 1.0 - setup.shift / V
+    inverse_scale = 1.0 / V
+    prefactor = setup.prefactor
+    stream = setup.stream
+    columns = b.shape[1] if block else 1
+    info = dict(setup.info)
+    info.update(
+        scale=V,
+        coefficients=stream.kind,
+        acceleration=acceleration,
+        order=order if acceleration is not None else None,
+    )
+    if stream.kind == "damped":
+        info["delta"] = stream.delta
+    accelerate = None
+    if acceleration is not None:
+        accelerate = _Accelerator(xp, acceleration, order, stream)
+    width = 2 * order + 3  # the window, one older sum, and S_{-1} = 0 at the start
+
+    def result(x: Any, status: Status, n_terms: int, estimate: Any, extra: dict) -> SolveResult:
+        info.update(extra)
+        info.setdefault("advice", None if status.converged else status.value)
+        n_matvec = setup.n_matvec_before + setup.matvecs_per_apply * columns * max(n_terms - 1, 0)
+        outcome = SolveResult(
+            x=x,
+            status=status,
+            n_matvec=n_matvec,
+            n_iter=n_terms,
+            error_estimate=estimate,
+            info=info,
+        )
+        return outcome.raise_for_status() if throw else outcome
+
+    b_norms = _norms(xp, b)
+    if not np.all(np.isfinite(b_norms)):
+        nan = xp.full(b.shape, math.nan, dtype=b.dtype, device=_device_of(b))
+        none = np.full(columns, math.nan)
+        return result(nan, Status.NONFINITE, 0, _report(none, block), {"returned": None})
+    if not np.any(b_norms):
+        zeros = xp.zeros(b.shape, dtype=b.dtype, device=_device_of(b))
+        zero = np.zeros(columns)
+        extra = {"returned": "plain", "plain_error_estimate": _report(zero, block)}
+        return result(zeros, Status.SUCCESS, 0, _report(zero, block), extra)
+
+    partial_sum = stream[0] * b
+    sums: deque[Any] = deque([xp.zeros_like(b), partial_sum], maxlen=width)
+    v_previous, norms_previous = b, b_norms
+    plain_estimate = np.full(columns, math.inf)
+    accelerated_estimate = np.full(columns, math.inf)
+    accelerated, accelerated_at, fresh = None, -1, False
+    changes: deque[np.ndarray] = deque(maxlen=3)
+    ratio = np.zeros(columns)
+    status = Status.COMPLETED if not tolerance_mode else Status.MAX_ITERATIONS
+    n_terms = 1
+    for n in range(1, budget):
+        if n == 1 and setup.first_product is not None:
+            product = setup.first_product
+        else:
+            product = setup.apply(v_previous)
+        # v = alpha v_previous - product / V, written in place on one fresh array: two large
+        # temporaries alive at once cost more than the arithmetic (allocator page faults).
+        if alpha == 1.0:
+            v = product * -inverse_scale
+            v += v_previous
+        elif alpha == 0.0:
+            v = product * -inverse_scale
+        else:
+            v = product * (-inverse_scale / alpha)
+            v += v_previous
+            v *= alpha
+        norms = _norms(xp, v)
+        if not np.all(np.isfinite(norms)):
+            status = Status.NONFINITE
+            n_terms = n + 1
+            break
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(norms_previous > 0, norms / norms_previous, 0.0)
+        if np.any(ratio > growth_tolerance) or np.any(norms > 1.5 * b_norms):
+            status = _growth_status(xp, setup, v, v_previous, ratio, growth_tolerance, info, V)
+            n_terms = n + 1
+            break
+        coefficient = stream[n]
+        new_sum = v * coefficient  # a fresh array: the window keeps the older sums intact
+        new_sum += partial_sum
+        partial_sum = new_sum
+        sums.append(partial_sum)
+        n_terms = n + 1
+        v_older, v_previous, norms_previous = v_previous, v, norms
+        last_step = n_terms >= budget
+        if tolerance_mode or last_step:
+            plain_estimate = _tail_estimate(prefactor, stream, n, norms, ratio)
+        fresh = False
+        if (
+            accelerate is not None
+            and n_terms >= accelerate.minimum_terms
+            and (n_terms >= budget - 2 or (tolerance_mode and _accelerate_now(n)))
+        ):
+            latest = accelerate(list(sums), n, v, v_older)
+            if accelerated is not None and accelerated_at == n - 1:
+                changes.append(abs(prefactor) * _norms(xp, latest - accelerated))
+            else:
+                changes.clear()
+            accelerated, accelerated_at, fresh = latest, n, True
+            accelerated_estimate = _accelerated_tail(changes, ratio, columns)
+        if tolerance_mode:
+            current = accelerated_estimate if fresh else np.full(columns, math.inf)
+            if safeguard or accelerated is None:
+                best = np.minimum(plain_estimate, current)
+            else:
+                best = current
+            solution_norms = abs(prefactor) * _norms(xp, partial_sum)
+            if np.all(best <= np.maximum(rtol_value * solution_norms, atol)):
+                status = Status.SUCCESS
+                if callback is not None:
+                    callback(prefactor * partial_sum)
+                break
+        if callback is not None:
+            callback(prefactor * partial_sum)
+
+    info["ratio"] = _report(ratio, block)
+    info["plain_error_estimate"] = _report(plain_estimate, block)
+    if status in (Status.NONFINITE, Status.DIVERGED, Status.INDEFINITE):
+        info["returned"] = "plain"
+        return result(prefactor * partial_sum, status, n_terms, _report(plain_estimate, block), {})
+    if accelerated is None or not fresh:
+        info["returned"] = "plain"
+        return result(prefactor * partial_sum, status, n_terms, _report(plain_estimate, block), {})
+    if not safeguard:
+        info["returned"] = "accelerated"
+        return result(
+            prefactor * accelerated, status, n_terms, _report(accelerated_estimate, block), {}
+        )
+    use_accelerated = accelerated_estimate <= plain_estimate
+    estimate = np.where(use_accelerated, accelerated_estimate, plain_estimate)
+    if block:
+        mask = xp.asarray([bool(u) for u in use_accelerated], device=_device_of(b))
+        x = xp.where(mask, accelerated, partial_sum)
+        info["returned"] = ["accelerated" if u else "plain" for u in use_accelerated]
+    else:
+        x = accelerated if use_accelerated[0] else partial_sum
+        info["returned"] = "accelerated" if use_accelerated[0] else "plain"
+    return result(prefactor * x, status, n_terms, _report(estimate, block), {})
+
+
+def _tail_estimate(
+    prefactor: float, stream: CoefficientStream, n: int, norms: np.ndarray, ratio: np.ndarray
+) -> np.ndarray:
+    """Estimate ``|prefactor| * ||sum_{j>n} c_j v_j||`` from the last term and its ratio.
+
+    The terms contract by ``r = ||v_n|| / ||v_{n-1}||`` per step (the slowest error component
+    dominates once the fast ones have died out), and ``|c_j|`` does not increase, so the tail is
+    about ``|c_n| ||v_n|| r / (1 - r)``.
+    """
+    return _geometric_tail(abs(prefactor) * abs(stream[n]) * norms, ratio)
+
+
+def _accelerate_now(n: int) -> bool:
+    """In tolerance mode, accelerate on 3 consecutive terms out of every ``stride``.
+
+    ``stride`` is the power of two near ``n / 16``: the accelerator's ``O(K^2)`` vector
+    operations are amortised over many terms, and the stop is delayed by at most ~6%.
+    """
+    if n < 32:
+        return True
+    stride = 1 << int(math.log2(n / 16))
+    return n % stride >= stride - 3
+
+
+def _accelerated_tail(changes: deque[np.ndarray], ratio: np.ndarray, columns: int) -> np.ndarray:
+    """Error of the latest accelerated value: its last change times ``q / (1 - q)``.
+
+    The accelerated values converge linearly too, at best at the rate of an error component
+    the accelerator did not remove, which is at most the plain rate ``r``; ``q`` is the larger
+    of ``r`` and the last two contraction ratios of the accelerated values themselves, so an
+    erratic accelerator is not trusted. Infinite before two consecutive changes are known.
+    """
+    if len(changes) < 2:
+        return np.full(columns, math.inf)
+    history = list(changes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = [
+            np.where(before > 0, after / before, np.where(after > 0, math.inf, 0.0))
+            for before, after in itertools.pairwise(history)
+        ]
+    return _geometric_tail(history[-1], np.maximum.reduce([ratio, *ratios]))
+
+
+def _geometric_tail(last: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """``last * r / (1 - r)``: the sum of a geometric tail after a step of size ``last``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(ratio < 1.0, ratio / (1.0 - ratio), math.inf)
+        tail = last * factor
+    return np.where(last == 0, 0.0, tail)
+
+
+def _growth_status(
+    xp: ModuleType,
+    setup: SeriesSetup,
+    v: Any,
+    v_previous: Any,
+    ratio: np.ndarray,
+    growth_tolerance: float,
+    info: dict[str, Any],
+    V: float,
+) -> Status:
+    """Classify growing terms: a negative eigenvalue (SPD methods) or too small a scale."""
+    worst = float(np.max(ratio))
+    if setup.spd_method:
+        # x = 1 - lambda / V > 1 makes consecutive terms point the same way: lambda < 0.
+        alignment = _host(xp, xp.sum(v * v_previous, axis=0))
+        growing = ratio > growth_tolerance
+        if np.any(alignment[growing] > 0):
+            info["advice"] = (
+                "the terms grew and kept their direction: the operator has a negative "
+                "eigenvalue, so it is not positive definite; use hvpseries.series.abs_inv "
+                "or a Krylov method for indefinite operators"
+            )
+            return Status.INDEFINITE
+    suggested = (1.0 + worst) * V
+    info["advice"] = (
+        f"the terms grew by a factor {worst:.3g} per step: the scale V = {V:.6g} is below half "
+        f"the largest eigenvalue of the series' operator; use scale='auto' or a float scale >= "
+        f"{suggested:.3g}"
+    )
+    return Status.DIVERGED
+
+
+def _namespace_of(x: Any) -> ModuleType:
+    from .._array_api import array_namespace
+
+    return array_namespace(x)
+
+
+def _device_of(x: Any) -> Any:
+    from .._array_api import device
+
+    return device(x)

@@ -1,0 +1,78 @@
+"""``neumann``: the Neumann series for ``(A + d I)^-1 b``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .._result import SolveResult
+from ._linear import solve_linear_series
+
+__all__ = ["neumann"]
+
+
+def neumann(
+    A: Any,
+    b: Any,
+    *,
+    damping: float = 0.0,
+    num_terms: int | None = None,
+    rtol: float | None = None,
+    atol: float = 0.0,
+    maxiter: int | None = None,
+    scale: float | str = "auto",
+    acceleration: str | None = "wynn",
+    order: int = 1,
+    callback: Callable[[Any], Any] | None = None,
+    throw: bool = False,
+) -> SolveResult:
+    r"""Apply ``(A + d I)^-1`` to ``b`` by the Neumann series (symmetric positive definite ``A``).
+
+    Parameters
+    ----------
+    A : LinearOperator or matrix
+        Symmetric operator with spectrum in ``(-d, 2V - d)`` (assumed; operators tagged
+        ``symmetric=False`` or ``psd=False`` are refused).
+    b : array
+        A vector ``(n,)`` or a block ``(n, k)``.
+    damping : float, default 0.0
+        ``d >= 0`` added to ``A``.
+    num_terms, rtol, atol, maxiter, scale, acceleration, order, callback, throw
+        As in :func:`inv_sqrt`.
+
+    Returns
+    -------
+    SolveResult
+        As :func:`abs_inv`; ``Status.INDEFINITE`` when an eigenvalue below ``-d`` is found.
+
+    Notes
+    -----
+    ``(A + d I)^{-1} b = V^{-1} \sum_n Z^n b`` with ``Z = I - (A + d I) / V``: Richardson
+    iteration. It converges iff every eigenvalue ``mu`` of ``A + d I`` is in ``(0, 2V)``, at the
+    rate ``max |1 - mu / V|``: ``kappa(A) log(1/eps)`` terms, where conjugate gradients need
+    ``sqrt(kappa) log(1/eps)``. Use it where inner products are unwelcome, or for few terms.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hvpseries import series
+    >>> A = np.diag([1.0, 2.0, 4.0])
+    >>> np.round(series.neumann(A, np.ones(3), rtol=1e-10).x, 8)
+    array([1.  , 0.5 , 0.25])
+    """
+    return solve_linear_series(
+        "series.neumann",
+        "neumann",
+        A,
+        b,
+        damping=damping,
+        num_terms=num_terms,
+        rtol=rtol,
+        atol=atol,
+        maxiter=maxiter,
+        scale=scale,
+        acceleration=acceleration,
+        order=order,
+        callback=callback,
+        throw=throw,
+    )
