@@ -1,0 +1,15 @@
+"""Saddle-free Newton optimizers with the :class:`torch.optim.Optimizer` interface.
+
+- :class:`SeriesSFN`: the paper's method, the direction from the square-root/inverse series;
+- :class:`KrylovSFN`: the same step, the direction from the Krylov front end (fewer HVPs for
+  accurate directions);
+- :class:`ExactSFN`: the exact step from a dense Hessian, for small models and as a reference.
+
+All take ``step(closure)`` like :class:`torch.optim.LBFGS` and need PyTorch.
+"""
+
+from ._exact_sfn import ExactSFN
+from ._krylov_sfn import KrylovSFN
+from ._series_sfn import SeriesSFN
+
+__all__ = ["ExactSFN", "KrylovSFN", "SeriesSFN"]

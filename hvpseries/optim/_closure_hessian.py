@@ -1,0 +1,131 @@
+"""The loss, gradient and Hessian operator of a closure's autograd graph, on flat vectors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+
+from .._function_operator import FunctionOperator
+
+__all__ = ["evaluate_closure", "flatten", "hessian_of_closure", "unflatten_into"]
+
+
+@contextlib.contextmanager
+def _backward_keeps_graph() -> Iterator[None]:
+    """Make ``loss.backward()`` inside a closure keep the graph, so HVPs can reuse it.
+
+    ``torch.optim`` closures conventionally call ``loss.backward()``, which frees the graph;
+    the optimizer needs that graph for its own gradient and Hessian-vector products.
+    """
+    original = torch.Tensor.backward
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        return original(self, gradient, True, create_graph, inputs)
+
+    torch.Tensor.backward = backward
+    try:
+        yield
+    finally:
+        torch.Tensor.backward = original
+
+
+def evaluate_closure(closure: Callable[[], Any]) -> torch.Tensor:
+    """Call ``closure`` with gradients enabled and a graph that survives ``backward``."""
+    with torch.enable_grad(), _backward_keeps_graph():
+        loss = closure()
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            message = (
+                "the closure must return the loss as a scalar torch tensor, got "
+                f"{type(loss).__name__}{tuple(getattr(loss, 'shape', ()))}"
+            )
+            raise TypeError(message)
+        return loss.reshape(())
+
+
+def flatten(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Concatenate tensors into one flat vector."""
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def unflatten_into(vector: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Split a flat vector into views shaped like ``params``."""
+    pieces, offset = [], 0
+    for p in params:
+        pieces.append(vector[offset : offset + p.numel()].view_as(p))
+        offset += p.numel()
+    return pieces
+
+
+def _grads_or_zeros(
+    grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor], batch: int | None
+) -> torch.Tensor:
+    pieces = []
+    for g, p in zip(grads, params, strict=True):
+        if g is None:
+            shape = (p.numel(),) if batch is None else (batch, p.numel())
+            pieces.append(torch.zeros(shape, dtype=p.dtype, device=p.device))
+        else:
+            pieces.append(g.reshape(-1) if batch is None else g.reshape(batch, -1))
+    return torch.cat(pieces, dim=-1)
+
+
+def hessian_of_closure(
+    loss: torch.Tensor, params: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, FunctionOperator]:
+    """Return the flat gradient and the Hessian operator of ``loss`` at ``params``.
+
+    The gradient graph is built once (``create_graph=True``) and every product reuses it
+    (double backward with ``retain_graph=True``). A block of vectors is applied in one batched
+    backward pass (``is_grads_batched``), falling back to a loop where that cannot run.
+    """
+    if not loss.requires_grad:
+        message = (
+            "the closure's loss does not depend on the optimizer's parameters (or was computed "
+            "under torch.no_grad()); return a loss computed from them"
+        )
+        raise ValueError(message)
+    with torch.enable_grad():  # step() runs under no_grad; the gradient's graph is needed
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        flat_gradient = _grads_or_zeros(grads, params, None)
+    n = flat_gradient.numel()
+    linear = not flat_gradient.requires_grad  # a loss linear in params: zero Hessian
+    batched = {"works": True}
+
+    def matvec(v: torch.Tensor) -> torch.Tensor:
+        if linear:
+            return torch.zeros_like(v)
+        products = torch.autograd.grad(
+            flat_gradient, params, grad_outputs=v, retain_graph=True, allow_unused=True
+        )
+        return _grads_or_zeros(products, params, None)
+
+    def matmat(V: torch.Tensor) -> torch.Tensor:
+        if linear:
+            return torch.zeros_like(V)
+        if batched["works"]:
+            try:
+                products = torch.autograd.grad(
+                    flat_gradient,
+                    params,
+                    grad_outputs=V.T.contiguous(),
+                    retain_graph=True,
+                    allow_unused=True,
+                    is_grads_batched=True,
+                )
+                return _grads_or_zeros(products, params, V.shape[1]).T
+            except RuntimeError:  # an operation without a batching rule: use a loop
+                batched["works"] = False
+        return torch.stack([matvec(V[:, j]) for j in range(V.shape[1])], dim=1)
+
+    operator = FunctionOperator(
+        matvec,
+        (n, n),
+        dtype=flat_gradient.dtype,
+        like=flat_gradient,
+        matmat=matmat,
+        symmetric=True,
+    )
+    return flat_gradient.detach(), operator
