@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--json", action="store_true", help="print the report as JSON")
     info.set_defaults(handler=_info)
+    from ._cli_solve import add_solve_parser
+
+    add_solve_parser(commands)
+    from ._cli_train import add_demo_parser, add_train_parser
+
+    add_train_parser(commands)
+    add_demo_parser(commands)
     return parser
 
 
