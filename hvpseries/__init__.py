@@ -6,17 +6,31 @@ Operators
     :class:`IdentityOperator`, and :class:`CountingOperator` to count matvecs.
 Results
     :class:`SolveResult`, :class:`Status`, :class:`ConvergenceError`, shared by every solver.
+Matrix functions (front end)
+    :func:`abs_inv`, :func:`inv_sqrt`, :func:`sqrt`, :func:`sign`, :func:`funm` and
+    :func:`solve`: f(A) b for symmetric A with the fastest suitable method.
+Spectral tools
+    :func:`spectral_bounds`, :func:`power_iteration`.
+Subpackages
+    :mod:`hvpseries.krylov` (Lanczos, CG, MINRES, Chebyshev, rational methods),
+    :mod:`hvpseries.series` (the paper's square-root/inverse series, Neumann series),
+    :mod:`hvpseries.acceleration` (Wynn epsilon, Levin, Aitken); with PyTorch installed,
+    :mod:`hvpseries.nn` (Hessian and Gauss-Newton operators of models) and
+    :mod:`hvpseries.optim` (saddle-free Newton optimizers), imported on first use.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import acceleration, krylov, series
 from ._conversion import aslinearoperator
 from ._counting import CountingOperator
 from ._elementary import DiagonalOperator, IdentityOperator
+from ._front_end import abs_inv, funm, inv_sqrt, sign, solve, sqrt
 from ._function_operator import FunctionOperator
 from ._linear_operator import LinearOperator
 from ._matrix_operator import MatrixOperator
 from ._result import ConvergenceError, SolveResult, Status
+from ._spectral import power_iteration, spectral_bounds
 
 try:
     __version__ = version("hvpseries")
@@ -32,6 +46,20 @@ __all__ = [
     "LinearOperator",
     "MatrixOperator",
     "aslinearoperator",
+    # matrix functions
+    "abs_inv",
+    "funm",
+    "inv_sqrt",
+    "sign",
+    "solve",
+    "sqrt",
+    # spectral tools
+    "power_iteration",
+    "spectral_bounds",
+    # subpackages
+    "acceleration",
+    "krylov",
+    "series",
     # results
     "ConvergenceError",
     "SolveResult",
