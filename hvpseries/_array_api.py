@@ -43,19 +43,23 @@ def array_namespace(*arrays: Any) -> ModuleType:
         If the arrays come from different libraries (say NumPy and PyTorch), naming both, or if an
         argument is not an array of a supported library.
     """
+    if not arrays:
+        message = "array_namespace needs at least one array"
+        raise TypeError(message)
     try:
         return array_api_compat.array_namespace(*arrays)
     except TypeError as error:
-        names = sorted({_library_of(a) for a in arrays})
-        if len(names) > 1:
+        names = sorted({_library_of(a) for a in arrays if is_array(a)})
+        if len(names) > 1 and all(is_array(a) for a in arrays):
             message = (
                 f"Mismatched array namespaces: got arrays from {' and '.join(names)}. "
                 "Convert all inputs to one array library (and one device) first."
             )
         else:
+            offending = next((a for a in arrays if not is_array(a)), arrays[0])
             message = (
                 f"expected an array of NumPy, PyTorch, CuPy or another array-API library, "
-                f"got {type(arrays[0]).__name__}"
+                f"got {type(offending).__name__}"
             )
         raise TypeError(message) from error
 
@@ -120,10 +124,18 @@ def check_floating_dtype(xp: ModuleType, dtype: Any, what: str) -> None:
 
     ``what`` names the offending input in the message (for example ``"b"``).
     """
-    if not xp.isdtype(dtype, ("real floating", "complex floating")):
+    try:
+        floating = xp.isdtype(dtype, ("real floating", "complex floating"))
+    except (TypeError, AttributeError, ValueError):
         message = (
-            f"{what} has dtype {dtype_name(dtype)}, but hvpseries works in floating point; "
-            f"convert it first, e.g. xp.astype({what}, xp.float64)"
+            f"{what} has dtype {dtype!r}, which is not a dtype of {backend_name(xp)}; give a "
+            f"dtype of the library the operator works with (e.g. {backend_name(xp)}.float64)"
+        )
+        raise TypeError(message) from None
+    if not floating:
+        message = (
+            f"{what} has dtype {dtype_name(dtype)}, but hvpseries works in floating point "
+            "(float32, float64, complex64, complex128); convert it or give a floating dtype"
         )
         raise TypeError(message)
 

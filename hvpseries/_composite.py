@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from ._array_api import backend_name, is_complex_dtype, same_device
+from ._array_api import backend_name, dtype_name, is_complex_dtype, real_dtype, same_device
 from ._linear_operator import LinearOperator
 
 __all__ = [
@@ -36,6 +36,35 @@ def _check_compatible(left: LinearOperator, right: LinearOperator, symbol: str) 
         raise ValueError(message)
 
 
+def _check_same_precision(left: LinearOperator, right: LinearOperator, symbol: str) -> None:
+    xp = left.xp
+    if real_dtype(xp, left.dtype) != real_dtype(xp, right.dtype):
+        message = (
+            f"cannot form A {symbol} B from a {dtype_name(left.dtype)} and a "
+            f"{dtype_name(right.dtype)} operator: build both in one precision (mixing would "
+            "silently compute part of the product in the lower one)"
+        )
+        raise TypeError(message)
+
+
+def _call(child: LinearOperator, method: str, x: Any) -> Any:
+    """Apply ``child``'s private ``method`` to ``x``, also a complex ``x`` for a real child.
+
+    A real operator applied to complex input acts on the real and imaginary parts separately
+    (array libraries such as PyTorch refuse mixed real/complex products).
+    """
+    xp = child.xp
+    if (
+        x.dtype != child.dtype
+        and is_complex_dtype(xp, x.dtype)
+        and not is_complex_dtype(xp, child.dtype)
+    ):
+        apply = getattr(child, method)
+        real, imaginary = apply(xp.real(x)), apply(xp.imag(x))
+        return xp.astype(real, x.dtype) + xp.astype(imaginary, x.dtype) * 1j
+    return getattr(child, method)(x)
+
+
 def _scaled_dtype(operator: LinearOperator, scalar: numbers.Number) -> Any:
     xp = operator.xp
     if isinstance(scalar, numbers.Real) or is_complex_dtype(xp, operator.dtype):
@@ -56,6 +85,7 @@ class SumOperator(LinearOperator):
 
     def __init__(self, left: LinearOperator, right: LinearOperator) -> None:
         _check_compatible(left, right, "+")
+        _check_same_precision(left, right, "+")
         if left.shape != right.shape:
             message = f"cannot add operators of shapes {left.shape} and {right.shape}"
             raise ValueError(message)
@@ -77,19 +107,19 @@ class SumOperator(LinearOperator):
 
     def _matvec(self, x: Any) -> Any:
         left, right = self.operands
-        return left._matvec(x) + right._matvec(x)
+        return _call(left, "_matvec", x) + _call(right, "_matvec", x)
 
     def _matmat(self, X: Any) -> Any:
         left, right = self.operands
-        return left._matmat(X) + right._matmat(X)
+        return _call(left, "_matmat", X) + _call(right, "_matmat", X)
 
     def _rmatvec(self, x: Any) -> Any:
         left, right = self.operands
-        return left._rmatvec(x) + right._rmatvec(x)
+        return _call(left, "_rmatvec", x) + _call(right, "_rmatvec", x)
 
     def _rmatmat(self, X: Any) -> Any:
         left, right = self.operands
-        return left._rmatmat(X) + right._rmatmat(X)
+        return _call(left, "_rmatmat", X) + _call(right, "_rmatmat", X)
 
 
 class ScaledOperator(LinearOperator):
@@ -109,16 +139,16 @@ class ScaledOperator(LinearOperator):
         self.scalar = _python_number(scalar)
 
     def _matvec(self, x: Any) -> Any:
-        return self.operator._matvec(x) * self.scalar
+        return _call(self.operator, "_matvec", x) * self.scalar
 
     def _matmat(self, X: Any) -> Any:
-        return self.operator._matmat(X) * self.scalar
+        return _call(self.operator, "_matmat", X) * self.scalar
 
     def _rmatvec(self, x: Any) -> Any:
-        return self.operator._rmatvec(x) * self.scalar.conjugate()
+        return _call(self.operator, "_rmatvec", x) * self.scalar.conjugate()
 
     def _rmatmat(self, X: Any) -> Any:
-        return self.operator._rmatmat(X) * self.scalar.conjugate()
+        return _call(self.operator, "_rmatmat", X) * self.scalar.conjugate()
 
 
 class ShiftedOperator(LinearOperator):
@@ -141,16 +171,16 @@ class ShiftedOperator(LinearOperator):
         self.shift_value = _python_number(shift)
 
     def _matvec(self, x: Any) -> Any:
-        return self.operator._matvec(x) + x * self.shift_value
+        return _call(self.operator, "_matvec", x) + x * self.shift_value
 
     def _matmat(self, X: Any) -> Any:
-        return self.operator._matmat(X) + X * self.shift_value
+        return _call(self.operator, "_matmat", X) + X * self.shift_value
 
     def _rmatvec(self, x: Any) -> Any:
-        return self.operator._rmatvec(x) + x * self.shift_value.conjugate()
+        return _call(self.operator, "_rmatvec", x) + x * self.shift_value.conjugate()
 
     def _rmatmat(self, X: Any) -> Any:
-        return self.operator._rmatmat(X) + X * self.shift_value.conjugate()
+        return _call(self.operator, "_rmatmat", X) + X * self.shift_value.conjugate()
 
 
 class ProductOperator(LinearOperator):
@@ -158,6 +188,7 @@ class ProductOperator(LinearOperator):
 
     def __init__(self, left: LinearOperator, right: LinearOperator) -> None:
         _check_compatible(left, right, "@")
+        _check_same_precision(left, right, "@")
         if left.shape[1] != right.shape[0]:
             message = (
                 f"cannot multiply operators of shapes {left.shape} and {right.shape}: "
@@ -177,19 +208,19 @@ class ProductOperator(LinearOperator):
 
     def _matvec(self, x: Any) -> Any:
         left, right = self.operands
-        return left._matvec(right._matvec(x))
+        return _call(left, "_matvec", _call(right, "_matvec", x))
 
     def _matmat(self, X: Any) -> Any:
         left, right = self.operands
-        return left._matmat(right._matmat(X))
+        return _call(left, "_matmat", _call(right, "_matmat", X))
 
     def _rmatvec(self, x: Any) -> Any:
         left, right = self.operands
-        return right._rmatvec(left._rmatvec(x))
+        return _call(right, "_rmatvec", _call(left, "_rmatvec", x))
 
     def _rmatmat(self, X: Any) -> Any:
         left, right = self.operands
-        return right._rmatmat(left._rmatmat(X))
+        return _call(right, "_rmatmat", _call(left, "_rmatmat", X))
 
 
 def _is_adjoint_pair(left: LinearOperator, right: LinearOperator) -> bool:
@@ -222,22 +253,22 @@ class PowerOperator(LinearOperator):
 
     def _matvec(self, x: Any) -> Any:
         for _ in range(self.power):
-            x = self.operator._matvec(x)
+            x = _call(self.operator, "_matvec", x)
         return x
 
     def _matmat(self, X: Any) -> Any:
         for _ in range(self.power):
-            X = self.operator._matmat(X)
+            X = _call(self.operator, "_matmat", X)
         return X
 
     def _rmatvec(self, x: Any) -> Any:
         for _ in range(self.power):
-            x = self.operator._rmatvec(x)
+            x = _call(self.operator, "_rmatvec", x)
         return x
 
     def _rmatmat(self, X: Any) -> Any:
         for _ in range(self.power):
-            X = self.operator._rmatmat(X)
+            X = _call(self.operator, "_rmatmat", X)
         return X
 
 
@@ -260,16 +291,16 @@ class AdjointOperator(LinearOperator):
         return self.operator
 
     def _matvec(self, x: Any) -> Any:
-        return self.operator._rmatvec(x)
+        return _call(self.operator, "_rmatvec", x)
 
     def _matmat(self, X: Any) -> Any:
-        return self.operator._rmatmat(X)
+        return _call(self.operator, "_rmatmat", X)
 
     def _rmatvec(self, x: Any) -> Any:
-        return self.operator._matvec(x)
+        return _call(self.operator, "_matvec", x)
 
     def _rmatmat(self, X: Any) -> Any:
-        return self.operator._matmat(X)
+        return _call(self.operator, "_matmat", X)
 
 
 class TransposeOperator(LinearOperator):
@@ -287,16 +318,16 @@ class TransposeOperator(LinearOperator):
 
     def _matvec(self, x: Any) -> Any:
         xp = self.xp
-        return xp.conj(self.operator._rmatvec(xp.conj(x)))
+        return xp.conj(_call(self.operator, "_rmatvec", xp.conj(x)))
 
     def _matmat(self, X: Any) -> Any:
         xp = self.xp
-        return xp.conj(self.operator._rmatmat(xp.conj(X)))
+        return xp.conj(_call(self.operator, "_rmatmat", xp.conj(X)))
 
     def _rmatvec(self, x: Any) -> Any:
         xp = self.xp
-        return xp.conj(self.operator._matvec(xp.conj(x)))
+        return xp.conj(_call(self.operator, "_matvec", xp.conj(x)))
 
     def _rmatmat(self, X: Any) -> Any:
         xp = self.xp
-        return xp.conj(self.operator._matmat(xp.conj(X)))
+        return xp.conj(_call(self.operator, "_matmat", xp.conj(X)))

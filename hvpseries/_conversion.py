@@ -67,14 +67,15 @@ def aslinearoperator(
     if is_array(obj) or is_sparse_matrix(obj):
         return MatrixOperator(obj, symmetric=symmetric, psd=psd)
     if all(hasattr(obj, name) for name in ("shape", "dtype", "matvec")):
+        adjoint = _has_adjoint(obj)
         return FunctionOperator(
             obj.matvec,
             tuple(obj.shape),
             dtype=obj.dtype,
             like=like,
             matmat=getattr(obj, "matmat", None),
-            rmatvec=getattr(obj, "rmatvec", None),
-            rmatmat=getattr(obj, "rmatmat", None),
+            rmatvec=getattr(obj, "rmatvec", None) if adjoint else None,
+            rmatmat=getattr(obj, "rmatmat", None) if adjoint else None,
             symmetric=symmetric,
             psd=psd,
         )
@@ -84,3 +85,23 @@ def aslinearoperator(
         "matvec, or wrap a function with hvpseries.FunctionOperator"
     )
     raise TypeError(message)
+
+
+def _has_adjoint(obj: Any) -> bool:
+    """Whether a duck-typed operator really applies its adjoint.
+
+    Every :class:`scipy.sparse.linalg.LinearOperator` has ``rmatvec``, but it raises unless the
+    operator was given one (``rmatvec=``) or its class implements ``_rmatvec``/``_adjoint``.
+    """
+    import scipy.sparse.linalg as sla
+
+    if not isinstance(obj, sla.LinearOperator):
+        return hasattr(obj, "rmatvec") or hasattr(obj, "rmatmat")
+    custom = hasattr(obj, "_CustomLinearOperator__rmatvec_impl")  # built from functions
+    if custom:
+        implementations = ("rmatvec", "rmatmat")
+        return any(getattr(obj, f"_CustomLinearOperator__{n}_impl") for n in implementations)
+    cls, base = type(obj), sla.LinearOperator
+    return any(
+        getattr(cls, n) is not getattr(base, n) for n in ("_rmatvec", "_rmatmat", "_adjoint")
+    )

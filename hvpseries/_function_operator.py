@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._array_api import namespace_like
+from ._array_api import dtype_name, namespace_like
 from ._linear_operator import LinearOperator
 
 __all__ = ["FunctionOperator"]
@@ -91,6 +91,13 @@ class FunctionOperator(LinearOperator):
             got = getattr(result, "shape", type(result).__name__)
             message = f"the {name} function returned {got}, expected an array of shape {expected}"
             raise ValueError(message)
+        if result.dtype != x.dtype:
+            message = (
+                f"the {name} function returned {dtype_name(result.dtype)} for "
+                f"{dtype_name(x.dtype)} input; it must return the dtype of its input (the "
+                "operator's dtype), or precision is lost silently"
+            )
+            raise TypeError(message)
         return result
 
     def _matvec(self, x: Any) -> Any:

@@ -86,6 +86,7 @@ class LinearOperator:
             message = f"{type(self).__name__} must implement _matmat or _matvec"
             raise TypeError(message)
         self._shape = _checked_shape(shape)
+        xp = array_namespace(xp.empty(0))  # the array-api-compat wrapper, also for a bare numpy
         check_floating_dtype(xp, dtype, "the operator")
         self._dtype = dtype
         self._xp = xp
@@ -228,9 +229,9 @@ class LinearOperator:
 
         return sla.LinearOperator(
             self._shape,
-            matvec=self._matvec,
+            matvec=lambda x: self._matvec(np.ravel(x)),
             matmat=self._matmat,
-            rmatvec=self._rmatvec,
+            rmatvec=lambda x: self._rmatvec(np.ravel(x)),
             rmatmat=self._rmatmat,
             dtype=np.dtype(self._dtype),
         )
@@ -250,6 +251,9 @@ class LinearOperator:
     def _rmatmat(self, X: Any) -> Any:
         if self._symmetric:
             return self._matmat(X)
+        cls = type(self)
+        if cls._rmatvec is not LinearOperator._rmatvec and cls._rmatmat is LinearOperator._rmatmat:
+            return self._by_columns(self._rmatvec, X, self._shape[1])  # a subclass's _rmatvec
         message = (
             f"{type(self).__name__} cannot apply its adjoint: pass rmatvec= to FunctionOperator, "
             "or declare the operator symmetric with with_structure(symmetric=True)"
@@ -327,6 +331,9 @@ class LinearOperator:
     def __rmatmul__(self, other: Any) -> Any:
         if not is_array(other):
             return NotImplemented
+        self._checked_input(
+            other.T if other.ndim == 2 else other, self._shape[0], "x @ A", block=other.ndim == 2
+        )
         if other.ndim == 1:
             return self.transpose().matvec(other)
         if other.ndim == 2:
@@ -438,14 +445,15 @@ def _is_scalar(value: Any) -> bool:
 
 def _checked_shape(shape: Any) -> tuple[int, int]:
     try:
-        m, n = (int(s) for s in shape)
+        m, n = shape
     except (TypeError, ValueError):
         message = f"shape must be a pair of non-negative integers (m, n), got {shape!r}"
         raise ValueError(message) from None
-    if m < 0 or n < 0:
+    integral = all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in (m, n))
+    if not integral or m < 0 or n < 0:
         message = f"shape must be a pair of non-negative integers (m, n), got {shape!r}"
         raise ValueError(message)
-    return m, n
+    return int(m), int(n)
 
 
 def _checked_tags(

@@ -75,6 +75,8 @@ class MatrixOperator(LinearOperator):
         check_finite: bool = True,
     ) -> None:
         kind = _sparse_kind(matrix)
+        if kind == "scipy" and matrix.format not in ("csr", "csc", "coo", "bsr", "dia"):
+            matrix = matrix.tocsr()  # LIL and DOK are for building, not for products
         if kind is None and not is_array(matrix):
             message = (
                 "MatrixOperator needs a 2-D array or a sparse matrix, got "
@@ -122,7 +124,8 @@ class MatrixOperator(LinearOperator):
             values = self._matrix.coalesce().values() if coo else self._matrix.values()
         else:
             values = self._matrix.data
-        return bool(xp.all(xp.isfinite(values)))
+        # abs(): torch refuses isfinite on the complex values of a CSR tensor
+        return bool(xp.all(xp.isfinite(xp.abs(values))))
 
     def _matvec(self, x: Any) -> Any:
         return self._matrix @ x

@@ -84,8 +84,11 @@ class ConvergenceError(RuntimeError):
         super().__init__(f"{result.status.name}: {result.status.value}")
         self.result = result
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.result,))
 
-@dataclass(frozen=True, repr=False)
+
+@dataclass(frozen=True, repr=False, eq=False)
 class SolveResult:
     """Frozen outcome of a solver run.
 
@@ -133,6 +136,11 @@ residual_norm=None, info={})
             message = f"status must be a hvpseries.Status, got {self.status!r}"
             raise TypeError(message)
         object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the read-only info view cannot be pickled; rebuild it from a plain dict
+        fields = (self.x, self.status, self.n_matvec, self.n_iter, self.error_estimate)
+        return (type(self), (*fields, self.residual_norm, dict(self.info)))
 
     @property
     def converged(self) -> bool:

@@ -47,3 +47,18 @@ def test_raise_for_status() -> None:
 def test_status_must_be_a_status() -> None:
     with pytest.raises(TypeError, match=r"hvpseries\.Status"):
         hs.SolveResult(x=None, status="ok", n_matvec=0, n_iter=0)
+
+
+def test_results_and_errors_pickle_and_copy() -> None:
+    import copy
+    import pickle
+
+    result = hs.SolveResult(
+        x=np.arange(3.0), status=hs.Status.MAX_ITERATIONS, n_matvec=5, n_iter=5, info={"a": 1}
+    )
+    for clone in (pickle.loads(pickle.dumps(result)), copy.deepcopy(result)):
+        assert clone.status is hs.Status.MAX_ITERATIONS and dict(clone.info) == {"a": 1}
+        np.testing.assert_array_equal(clone.x, result.x)
+    error = pickle.loads(pickle.dumps(hs.ConvergenceError(result)))
+    assert error.result.n_matvec == 5
+    assert copy.deepcopy(hs.ConvergenceError(result)).result.n_iter == 5
