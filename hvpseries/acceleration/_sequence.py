@@ -76,8 +76,11 @@ def is_complex(xp: ModuleType, x: Any) -> bool:
 
 def norms_squared(xp: ModuleType, x: Any) -> Any:
     """Squared 2-norms: of a vector (0-d result), of each column of a block, or ``|x|^2``."""
-    squares = xp.real(xp.conj(x) * x) if is_complex(xp, x) else x * x
-    return squares if x.ndim == 0 else xp.sum(squares, axis=0)
+    if x.ndim == 0:
+        return xp.real(xp.conj(x) * x) if is_complex(xp, x) else x * x
+    # vecdot conjugates its first argument; the axis is negative for array_api_strict
+    squares = xp.vecdot(x, x, axis=-x.ndim)
+    return xp.real(squares) if is_complex(xp, x) else squares
 
 
 def finish(xp: ModuleType, result: Any, fallback: Any, bad: Any, scalar: bool) -> Any:

@@ -84,9 +84,11 @@ def abs_inv(
         ``"lower_bound"``: ``V = ||A^2 b|| / ||b|| (+ s)``, free but *unsafe*: it can lie below
         ``lambda_max(A^2) / 2``, and then the series diverges (detected). A float: your ``V``.
         With ``paper=True`` a float is the previous scale ``V_prev`` of the paper's running max.
-    acceleration : {"wynn", "levin", "aitken", None}, default "wynn"
+    acceleration : {"wynn", "wynn-sablonniere", "levin", "aitken", "tail", None}, default "wynn"
         Accelerator applied to the last ``2 * order + 1`` partial sums (vector Wynn epsilon,
-        entrywise Levin t, entrywise Aitken); ``None`` returns the plain partial sum.
+        Wynn epsilon with Sablonniere's modifier for logarithmic convergence, entrywise Levin
+        t, entrywise Aitken; ``"tail"`` adds the exact tail of the dominant slow component);
+        ``None`` returns the plain partial sum.
     order : int, default 1
         Order ``K`` of the accelerator (``num_terms`` and ``maxiter`` must be ``>= 2K + 1``).
     callback : callable, optional

@@ -26,7 +26,7 @@ from ._coefficients import CoefficientStream, generating_function
 
 __all__ = ["ACCELERATIONS", "SeriesSetup", "check_acceleration", "run_series", "trivial_rhs"]
 
-ACCELERATIONS = ("wynn", "levin", "aitken", "tail", None)
+ACCELERATIONS = ("wynn", "wynn-sablonniere", "levin", "aitken", "tail", None)
 
 #: Default cap on the number of terms when a tolerance is given without maxiter or num_terms.
 DEFAULT_MAXITER = 1000
@@ -56,7 +56,8 @@ def check_acceleration(acceleration: Any, order: Any) -> None:
 
     if acceleration not in ACCELERATIONS:
         message = (
-            f"acceleration must be 'wynn', 'levin', 'aitken', 'tail' or None, got {acceleration!r}"
+            "acceleration must be 'wynn', 'wynn-sablonniere', 'levin', 'aitken', 'tail' or None, "
+            f"got {acceleration!r}"
         )
         raise ValueError(message)
     check_order(order)
@@ -117,7 +118,8 @@ class _Accelerator:
             bad = curvature == 0
             estimate = last - step * step / xp.where(bad, 1.0, curvature)
         else:
-            estimate, bad = epsilon_table(xp, window, self.order)
+            modifier = "sablonniere" if self.kind == "wynn-sablonniere" else None
+            estimate, bad = epsilon_table(xp, window, self.order, modifier=modifier)
         return finish(xp, estimate, window[-1], bad, False)
 
     def _tail(self, partial_sum: Any, n: int, v: Any, v_previous: Any) -> Any:
@@ -128,8 +130,9 @@ class _Accelerator:
         ``T_n(x) = sum_{j>n} c_j x^{j-n}`` is summed on the host from the known coefficients.
         """
         xp = self.xp
-        numerator = _host(xp, xp.vecdot(v, v_previous, axis=0))
-        denominator = _host(xp, xp.vecdot(v_previous, v_previous, axis=0))
+        axis = -v.ndim  # the rows (array_api_strict wants a negative axis)
+        numerator = _host(xp, xp.vecdot(v, v_previous, axis=axis))
+        denominator = _host(xp, xp.vecdot(v_previous, v_previous, axis=axis))
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.where(denominator > 0, numerator / denominator, 0.0)
         factors = [tail_factor(self.stream, n, float(value)) for value in np.clip(x, -1.0, 1.0)]
@@ -263,6 +266,7 @@ def _run_series(
     partial_sum = stream[0] * b
     sums: deque[Any] = deque([xp.zeros_like(b), partial_sum], maxlen=width)
     v_previous, norms_previous = b, b_norms
+    norm_bound = abs(stream[0]) * b_norms
     plain_estimate = np.full(columns, math.inf)
     accelerated_estimate = np.full(columns, math.inf)
     accelerated, accelerated_at, fresh = None, -1, False
@@ -326,8 +330,14 @@ def _run_series(
                 best = np.minimum(plain_estimate, current)
             else:
                 best = current
-            solution_norms = abs(prefactor) * _norms(xp, partial_sum)
-            if np.all(best <= np.maximum(rtol_value * solution_norms, atol)):
+            # ||x|| <= |prefactor| sum_j |c_j| ||v_j||: skip the norm while even that bound
+            # cannot meet the test (saves a vector pass per term far from convergence).
+            norm_bound += abs(coefficient) * norms
+            reachable = best <= np.maximum(rtol_value * abs(prefactor) * norm_bound, atol)
+            if np.all(reachable):
+                solution_norms = abs(prefactor) * _norms(xp, partial_sum)
+                reachable = best <= np.maximum(rtol_value * solution_norms, atol)
+            if np.all(reachable):
                 status = Status.SUCCESS
                 if callback is not None:
                     callback(prefactor * partial_sum)

@@ -47,7 +47,8 @@ def inv_sqrt(
         ``V`` in ``Z = I - (M + d I) / V``. ``"auto"``: 20 Lanczos steps bound the spectrum by
         ``[lower, upper]``; ``V = (lower + upper) / 2`` when ``lower > 0`` (the optimal rate),
         else ``V = max(theta_max, 1.001 upper / 2)`` with ``theta_max`` the largest Ritz value
-        (both shifted by ``d``). ``"lower_bound"``: ``||M b|| / ||b|| + d`` (unsafe). A float: ``V``.
+        (both shifted by ``d``). ``"lower_bound"``: ``||M b|| / ||b|| + d`` (unsafe). A
+        float: ``V``.
 
     Returns
     -------

@@ -383,3 +383,33 @@ def test_coefficients_used_are_the_stable_ones():
     result = abs_inv(A, b, damping=0.999, scale=V, num_terms=300, acceleration=None)
     np.testing.assert_allclose(result.x, b / (np.abs(np.diag(A)) + 0.999), rtol=1e-10)
     assert coefficients("damped", 3, delta=0.999)[0] == pytest.approx(1 / 1.999)
+
+
+def test_sablonniere_modifier_helps_logarithmic_convergence() -> None:
+    """A zero eigenvalue with damping makes the series converge like N^-1/2 (logarithmically):
+    Sablonniere's modified epsilon algorithm, made for that case, beats plain Wynn."""
+    import numpy as np
+
+    import hvpseries as hs
+    from tests.problems import PROBLEMS
+
+    problem = PROBLEMS["with_zero"]
+    b = problem.rhs()
+    reference = problem.apply_function(lambda t: 1 / (np.abs(t) + 0.1), b)
+    scale = float(np.max(problem.eigenvalues**2))
+
+    def error(acceleration, order):
+        result = hs.series.abs_inv(
+            problem.matrix,
+            b,
+            damping=0.1,
+            num_terms=200,
+            scale=scale,
+            acceleration=acceleration,
+            order=order,
+        )
+        return np.linalg.norm(result.x - reference) / np.linalg.norm(reference)
+
+    for order in (1, 2):
+        assert error("wynn-sablonniere", order) < 0.7 * error("wynn", order)
+    assert error("wynn", 1) < error(None, 1)
