@@ -88,6 +88,9 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             raise ValueError(message)
         damping_min = _check_number(damping_min, "damping_min", low=0.0)
         damping_max = _check_number(damping_max, "damping_max", low=damping_min)
+        if damping > damping_max:
+            message = f"damping={damping} is above damping_max={damping_max}"
+            raise ValueError(message)
         if adaptive and (lr is not None or momentum is not None):
             message = (
                 "lr and momentum are chosen adaptively when adaptive=True; pass adaptive=False to "
@@ -107,16 +110,33 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             "reject_increase": bool(reject_increase),
         }
         super().__init__(params, defaults)
-        if len(self.param_groups) != 1:
-            message = (
-                f"{type(self).__name__} takes one parameter group (its step couples all parameters "
-                f"through the Hessian), got {len(self.param_groups)}"
-            )
-            raise ValueError(message)
         self._params = [p for p in self.param_groups[0]["params"] if p.requires_grad]
         if not self._params:
             message = f"{type(self).__name__} got no parameters that require gradients"
             raise ValueError(message)
+        dtypes = {p.dtype for p in self._params}
+        if len(dtypes) > 1 or not self._params[0].dtype.is_floating_point:
+            names = ", ".join(sorted(str(d).replace("torch.", "") for d in dtypes))
+            message = (
+                f"{type(self).__name__} needs real floating parameters of one dtype, got {names}; "
+                "convert the model with model.float() or model.double()"
+            )
+            raise TypeError(message)
+        self._curvature_factory: Callable[[Any], LinearOperator] | None = None
+        self._curvature: Any = None
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add the (only) parameter group; a second one is refused.
+
+        The step couples all parameters through the Hessian, so they form one group.
+        """
+        if self.param_groups:
+            message = (
+                f"{type(self).__name__} takes one parameter group (its step couples all "
+                "parameters through the Hessian); create the optimizer with all of them"
+            )
+            raise ValueError(message)
+        super().add_param_group(param_group)
 
     # ------------------------------------------------------------------ state
     @property
@@ -178,7 +198,9 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         """Return ``u ~ (|H| + d I)^-1 g`` and the SolveResult that computed it."""
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> torch.Tensor:  # type: ignore[override]
+    def step(  # type: ignore[override]
+        self, closure: Callable[[], Any] | None = None, *, data: Any = None
+    ) -> torch.Tensor:
         """Take one saddle-free Newton step.
 
         Parameters
@@ -188,55 +210,134 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             as for :class:`torch.optim.LBFGS`. It may call ``loss.backward()`` or not: the
             optimizer computes the gradient and Hessian-vector products from the loss's graph
             itself. It is called twice per step (before and after the update).
+        data : tuple or iterable of tuples, optional
+            Instead of a closure, for an optimizer built with :meth:`from_model`: the batch
+            ``(inputs, targets)`` (or several) whose mean loss the step decreases.
 
         Returns
         -------
         torch.Tensor
             The loss before the step.
         """
-        if closure is None:
-            message = (
-                f"{type(self).__name__}.step needs a closure that re-evaluates and returns the "
-                "loss, e.g. optimizer.step(lambda: loss_fn(model(x), y))"
-            )
-            raise ValueError(message)
         group, state = self.param_groups[0], self._state
-        loss = evaluate_closure(closure)
+        loss, gradient, hessian = self._loss_gradient_hessian(closure, data)
         state["n_loss"] += 1
         if not torch.isfinite(loss):
             self._skip(state, group, "the loss is not finite")
-            return loss.detach()
-        gradient, hessian = hessian_of_closure(loss, self._params)
+            return loss
         state["n_gradient"] += 1
         if not bool(torch.all(torch.isfinite(gradient))):
             self._skip(state, group, "the gradient is not finite")
-            return loss.detach()
+            return loss
         counted = CountingOperator(hessian)
         direction, result = self._direction(counted, gradient, state["damping"], state)
         state["n_hvp"] += counted.n_matvec
+        del counted, hessian  # release the closure's graph before evaluating it again
         usable = result.converged or result.status in _INEXACT
         if not usable or not bool(torch.all(torch.isfinite(direction))):
             self._skip(state, group, f"the direction solve failed ({result.status.name})")
-            return loss.detach()
+            return loss
         state["n_inexact"] += int(result.status in _INEXACT)
         alpha, mu, predicted = self._rates(group, state, direction, gradient)
         update = direction * alpha + state["previous_update"] * mu
+        saved = [p.detach().clone() for p in self._params]
         self._move(update, -1.0)
-        new_loss = evaluate_closure(closure).detach()
+        new_loss = self._loss_after_step(closure)
         state["n_loss"] += 1
-        increased = not bool(torch.isfinite(new_loss)) or bool(new_loss > loss)
-        if increased and (group["reject_increase"] or not bool(torch.isfinite(new_loss))):
-            self._move(update, 1.0)
+        finite = bool(torch.isfinite(new_loss))
+        if not finite or (group["reject_increase"] and bool(new_loss > loss)):
+            for p, before in zip(self._params, saved, strict=True):
+                p.copy_(before)
             state["n_rejected"] += 1
             self._adapt_damping(group, state, reduction_ratio=-math.inf)
-            return loss.detach()
+            if not finite:
+                message = (
+                    f"{type(self).__name__} undid a step after which the loss was not finite; "
+                    f"the damping was raised to {state['damping']:.3g}"
+                )
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+            return loss
         state["curvature_times_update"] = state["curvature_times_update"] * mu + gradient * alpha
         state["previous_update"] = update
         state["previous_alpha"] = alpha
         state["n_step"] += 1
         ratio = float(new_loss - loss) / predicted if predicted < 0 else -math.inf
         self._adapt_damping(group, state, reduction_ratio=ratio)
-        return loss.detach()
+        return loss
+
+    def _loss_gradient_hessian(
+        self, closure: Callable[[], Any] | None, data: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, LinearOperator]:
+        name = type(self).__name__
+        if self._curvature_factory is None:
+            if closure is None or data is not None:
+                message = (
+                    f"{name}.step needs a closure that re-evaluates and returns the loss, e.g. "
+                    "optimizer.step(lambda: loss_fn(model(x), y)); data= is only for "
+                    f"optimizers built with {name}.from_model"
+                )
+                raise ValueError(message)
+            loss = evaluate_closure(closure)
+            if not torch.isfinite(loss):
+                return loss.detach(), torch.zeros(0), None  # type: ignore[return-value]
+            gradient, hessian = hessian_of_closure(loss, self._params)
+            return loss.detach(), gradient, hessian
+        if data is None or closure is not None:
+            message = (
+                f"this {name} was built with from_model: pass the batch as "
+                f"optimizer.step(data=(inputs, targets)), without a closure"
+            )
+            raise ValueError(message)
+        if self._curvature is None:
+            self._curvature = self._curvature_factory(data)
+        else:
+            self._curvature.update(data)
+        loss, gradient = self._curvature.loss_and_gradient()
+        return loss.detach(), gradient, self._curvature
+
+    def _loss_after_step(self, closure: Callable[[], Any] | None) -> torch.Tensor:
+        if self._curvature is None:
+            return evaluate_closure(closure).detach()
+        return self._curvature.loss_and_gradient()[0].detach()
+
+    @classmethod
+    def from_model(
+        cls,
+        model: torch.nn.Module,
+        loss_fn: Callable[[Any, Any], torch.Tensor],
+        *,
+        mode: str = "auto",
+        microbatch_size: int | None = None,
+        **options: Any,
+    ) -> SaddleFreeNewton:
+        """Build the optimizer for a model, with HVPs from :class:`hvpseries.nn.HessianOperator`.
+
+        Then ``optimizer.step(data=(inputs, targets))`` takes a step on that batch: the
+        operator gives the exact Hessian of the batch's mean loss (BatchNorm in train mode
+        included, running statistics untouched), chooses the fastest working HVP ``mode`` and
+        can split the batch (``microbatch_size``). ``options`` are the optimizer's own.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from hvpseries.optim import SeriesSFN
+        >>> model = torch.nn.Linear(3, 1).double()
+        >>> optimizer = SeriesSFN.from_model(model, torch.nn.functional.mse_loss, damping=0.1)
+        >>> inputs, targets = torch.randn(16, 3).double(), torch.randn(16, 1).double()
+        >>> first = optimizer.step(data=(inputs, targets))
+        >>> bool(optimizer.step(data=(inputs, targets)) < first)
+        True
+        """
+        from ..nn import HessianOperator
+
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = cls(params, **options)
+
+        def factory(data: Any) -> LinearOperator:
+            return HessianOperator(model, loss_fn, data, mode=mode, microbatch_size=microbatch_size)
+
+        optimizer._curvature_factory = factory
+        return optimizer
 
     def _rates(
         self,
@@ -249,10 +350,12 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         previous, curvature = state["previous_update"], state["curvature_times_update"]
         ug = float(torch.dot(direction, gradient))
         gd = float(torch.dot(gradient, previous))
-        # Spec section 6: u.C.delta ~ g.delta (as C u ~ g) and delta.C.delta ~ alpha_prev
-        # delta.buf, buf the running estimate of C delta (1 before any step).
+        # Spec section 6: u.C.delta ~ g.delta (as C u ~ g) and delta.C.delta ~ delta.buf, buf the
+        # running estimate of C delta (q = 1 before any step). The spec's listing multiplies q by
+        # alpha_prev, one of the original code's flaws: buf already tracks C delta exactly on a
+        # quadratic (buf <- mu buf + alpha g as delta <- alpha u + mu delta).
         cross = gd
-        q = state["previous_alpha"] * float(torch.dot(previous, curvature))
+        q = float(torch.dot(previous, curvature))
         q = 1.0 if q == 0 else q
         if not group["adaptive"]:
             alpha, mu = group["lr"], group["momentum"]
@@ -272,13 +375,20 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     def _adapt_damping(
         self, group: dict[str, Any], state: dict[str, Any], *, reduction_ratio: float
     ) -> None:
+        """Levenberg-Marquardt: lower ``d`` after a good step, raise it after a poor one.
+
+        A damping already below ``damping_min`` (``0`` for the pure ``|H|^-1 g`` step) stays
+        there while steps are good and jumps to ``damping_min`` at the first poor one.
+        """
         factor = group["damping_factor"]
         damping = state["damping"]
+        if factor == 1:
+            return
         if reduction_ratio > 0.75:
-            damping *= factor
+            damping = max(damping * factor, min(damping, group["damping_min"]))
         elif reduction_ratio < 0.25:
-            damping /= factor
-        state["damping"] = min(max(damping, group["damping_min"]), group["damping_max"])
+            damping = max(damping / factor, group["damping_min"])
+        state["damping"] = min(damping, group["damping_max"])
 
     def _skip(self, state: dict[str, Any], group: dict[str, Any], reason: str) -> None:
         state["n_skipped"] += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -13,23 +14,38 @@ from .._function_operator import FunctionOperator
 __all__ = ["evaluate_closure", "flatten", "hessian_of_closure", "unflatten_into"]
 
 
+_PATCH_LOCK = threading.RLock()
+_PATCH_DEPTH = 0
+_ORIGINAL_BACKWARD = torch.autograd.backward
+
+
+def _backward_retaining_graph(tensors, grad_tensors=None, retain_graph=None, *args, **kwargs):
+    return _ORIGINAL_BACKWARD(tensors, grad_tensors, True, *args, **kwargs)
+
+
 @contextlib.contextmanager
 def _backward_keeps_graph() -> Iterator[None]:
-    """Make ``loss.backward()`` inside a closure keep the graph, so HVPs can reuse it.
+    """Make ``backward`` inside a closure keep the graph, so HVPs can reuse it.
 
-    ``torch.optim`` closures conventionally call ``loss.backward()``, which frees the graph;
-    the optimizer needs that graph for its own gradient and Hessian-vector products.
+    ``torch.optim`` closures conventionally call ``loss.backward()`` (which goes through
+    :func:`torch.autograd.backward`) and that frees the graph the optimizer needs for its own
+    gradient and Hessian-vector products. While a closure runs, ``torch.autograd.backward``
+    is replaced by a version that retains the graph; the replacement is reference-counted
+    under a lock, so nested and concurrent steps restore the original exactly once. Other
+    threads calling ``backward`` during a step also keep their graphs until they drop them.
     """
-    original = torch.Tensor.backward
-
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        return original(self, gradient, True, create_graph, inputs)
-
-    torch.Tensor.backward = backward
+    global _PATCH_DEPTH
+    with _PATCH_LOCK:
+        if _PATCH_DEPTH == 0:
+            torch.autograd.backward = _backward_retaining_graph
+        _PATCH_DEPTH += 1
     try:
         yield
     finally:
-        torch.Tensor.backward = original
+        with _PATCH_LOCK:
+            _PATCH_DEPTH -= 1
+            if _PATCH_DEPTH == 0:
+                torch.autograd.backward = _ORIGINAL_BACKWARD
 
 
 def evaluate_closure(closure: Callable[[], Any]) -> torch.Tensor:

@@ -14,6 +14,8 @@ from ._base import SaddleFreeNewton
 
 __all__ = ["KrylovSFN"]
 
+_METHODS = ("auto", "lanczos", "chebyshev", "rational", "series", "dense")
+
 
 class KrylovSFN(SaddleFreeNewton):
     """Saddle-free Newton with ``u ~ (|H| + d I)^-1 g`` from :func:`hvpseries.abs_inv`.
@@ -72,6 +74,9 @@ class KrylovSFN(SaddleFreeNewton):
     ) -> None:
         check_tolerances(rtol, 0.0)
         check_maxiter(maxiter)
+        if method not in _METHODS:
+            message = f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}"
+            raise ValueError(message)
         super().__init__(
             params,
             damping=damping,

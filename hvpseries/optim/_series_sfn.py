@@ -34,11 +34,15 @@ class SeriesSFN(SaddleFreeNewton):
     params : iterable of tensors or one parameter group
         The parameters to optimise (one group: the step couples them through the Hessian).
     num_terms : int, default 20
-        Terms of the series (``2 (num_terms - 1)`` HVPs per step).
+        Terms of the series: ``2 (num_terms - 1)`` HVPs per step with the default settings
+        (the accelerated value reuses the last terms); ``acceleration=None`` applies the
+        operator to the last term too (``2 num_terms``), ``scale="auto"`` adds about 20.
     damping : float, default 1.0
         Initial damping ``d >= 0``; ``0`` gives the pure ``|H|^-1 g`` direction.
-    acceleration : {"wynn", "levin", "aitken", None}, default "wynn"
-        Accelerator of the partial sums (see :func:`hvpseries.series.abs_inv`).
+    acceleration : {"wynn", "wynn-sablonniere", "levin", "aitken", "tail", None}, default "wynn"
+        Accelerator of the partial sums (see :func:`hvpseries.series.abs_inv`);
+        ``"wynn-sablonniere"`` applies Sablonniere's modifier, which the original code meant to
+        offer but never applied (a misspelt switch).
     order : int, default 1
         Order of the accelerator.
     scale : {"lower_bound-running-max", "auto"} or float, default "lower_bound-running-max"

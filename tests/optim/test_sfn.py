@@ -316,3 +316,102 @@ def test_adaptive_rule_solves_to_the_plain_step() -> None:
     for _ in range(3):
         optimizer.step(lambda: loss_fn(theta))
         assert optimizer.state[theta]["previous_alpha"] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_zero_damping_stays_zero_when_fixed() -> None:
+    p = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    optimizer = ExactSFN([p], damping=0.0, damping_factor=1.0)
+    for _ in range(3):
+        optimizer.step(lambda: p[0] ** 2 + 1e-3 * p[1] + p[1] ** 4)
+    assert optimizer.damping == 0.0
+    assert float(p.detach().abs().max()) < 1.0  # the pure |H|^-1 g step, no blow-up
+
+
+def test_a_rejected_step_restores_the_parameters_exactly() -> None:
+    x = torch.tensor([1 + 1e-9], dtype=torch.float64, requires_grad=True)
+    before = x.detach().clone()
+    optimizer = ExactSFN([x], damping=0.0, adaptive=False, lr=50.0, reject_increase=True)
+    optimizer.step(lambda: torch.log1p(x**2).sum())
+    assert optimizer.counters["rejected"] == 1
+    assert torch.equal(x.detach(), before)
+
+
+def test_second_parameter_group_is_refused() -> None:
+    a = torch.ones(1, requires_grad=True)
+    optimizer = SeriesSFN([a])
+    with pytest.raises(ValueError, match="one parameter group"):
+        optimizer.add_param_group({"params": [torch.ones(1, requires_grad=True)]})
+
+
+def test_closure_with_the_function_form_of_backward() -> None:
+    w1, w2 = _start(), _start()
+    first, second = ExactSFN([w1]), ExactSFN([w2])
+
+    def closure():
+        loss = _tiny_network_loss(w2)
+        torch.autograd.backward(loss)
+        return loss
+
+    first.step(lambda: _tiny_network_loss(w1))
+    second.step(closure)
+    assert torch.equal(w1.detach(), w2.detach())
+    assert torch.autograd.backward.__name__ == "backward"  # the original is restored
+
+
+def test_non_finite_loss_after_the_step_is_undone_with_a_warning() -> None:
+    x = torch.ones(1, dtype=torch.float64, requires_grad=True)
+    optimizer = ExactSFN([x], damping=0.0, adaptive=False, lr=2.0)
+    with pytest.warns(RuntimeWarning, match="undid a step"):
+        optimizer.step(lambda: (x**2 + torch.log(x)).sum())  # log of a negative x is NaN
+    assert torch.equal(x.detach(), torch.ones(1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        [torch.ones(2, requires_grad=True), torch.ones(2, dtype=torch.float64, requires_grad=True)],
+        [torch.ones(2, dtype=torch.complex128, requires_grad=True)],
+    ],
+    ids=["mixed", "complex"],
+)
+def test_parameter_dtypes_are_checked(params) -> None:
+    with pytest.raises(TypeError, match="real floating parameters of one dtype"):
+        SeriesSFN(params)
+
+
+def test_krylov_method_is_validated() -> None:
+    with pytest.raises(ValueError, match="method must be one of"):
+        KrylovSFN([_start()], method="bogus")
+
+
+def test_sablonniere_option_escapes_the_saddle() -> None:
+    p = torch.tensor([0.3, 1e-3], dtype=torch.float64, requires_grad=True)
+    optimizer = SeriesSFN([p], damping=0.1, acceleration="wynn-sablonniere")
+    for _ in range(60):
+        optimizer.step(lambda: _saddle_loss(p))
+    assert float(_saddle_loss(p.detach())) == pytest.approx(-1.0, abs=1e-8)
+
+
+@pytest.mark.parametrize("optimizer_class", OPTIMIZERS)
+def test_from_model_matches_the_closure_form(optimizer_class) -> None:
+    pytest.importorskip("hvpseries.nn")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    model = model.double()
+    twin = copy.deepcopy(model)
+    inputs, targets = (
+        torch.randn(10, 3, dtype=torch.float64),
+        torch.randn(10, 1, dtype=torch.float64),
+    )
+    loss_fn = torch.nn.functional.mse_loss
+    built = optimizer_class.from_model(model, loss_fn, damping=0.5)
+    plain = optimizer_class(twin.parameters(), damping=0.5)
+    for _ in range(3):
+        built.step(data=(inputs, targets))
+        plain.step(lambda: loss_fn(twin(inputs), targets))
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="data=\\(inputs, targets\\)"):
+        built.step(lambda: loss_fn(model(inputs), targets))
+    with pytest.raises(ValueError, match="from_model"):
+        plain.step(data=(inputs, targets))
