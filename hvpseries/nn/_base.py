@@ -1,0 +1,504 @@
+"""The shared machinery of the curvature operators of a neural-network loss."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import array_api_compat.torch as xp_torch
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .._linear_operator import LinearOperator
+from .._validation import check_positive_int
+from ._data import Chunk, make_chunks
+from ._data import weighted as _weighted
+from ._params import flatten_params, select_parameters, unflatten_params
+from ._state import frozen_buffers, graph_nbytes, state_key, storage_pointers
+
+__all__ = ["CurvatureOperator", "ModeFallbackWarning", "NondeterministicLossError"]
+
+LossFunction = Callable[[Any, torch.Tensor], torch.Tensor]
+
+# torch warns when vmap runs an operator without a batching rule (it then loops internally);
+# that is the loop this package would fall back to anyway.
+_VMAP_SLOW_PATH = r".*(performance drop|batching rule).*"
+
+# Blocks timed per strategy (batched call, column loop) before the faster is kept; the minimum
+# over the samples discounts the warm-up of the first call and noise from other processes.
+_EXPLORE = 3
+
+
+def _python_flatten(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def _python_unflatten(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    sizes = [t.numel() for t in like]
+    return [p.view(t.shape) for p, t in zip(flat.split_with_sizes(sizes), like, strict=True)]
+
+
+# One C++ call each instead of a Python loop over parameters (the helpers torch's distributed
+# data parallel uses); the Python versions are the fallback for a torch without them. On small
+# models this is a measurable part of a product.
+_flatten = getattr(torch._C._nn, "flatten_dense_tensors", _python_flatten)
+_unflatten = getattr(torch._C._nn, "unflatten_dense_tensors", _python_unflatten)
+
+
+class ModeFallbackWarning(RuntimeWarning):
+    """A curvature product mode failed on this model and another mode took over."""
+
+
+class NondeterministicLossError(RuntimeError):
+    """Two evaluations of the loss at the same parameters disagreed (``check_deterministic``)."""
+
+
+class CurvatureOperator(LinearOperator):
+    """Base of :class:`HessianOperator` and :class:`GGNOperator` (not public).
+
+    Subclasses implement ``_build_chunk(chunk) -> state`` (under autograd and frozen buffers)
+    and ``_apply_chunk(state, vectors, batched) -> list of tensors``; ``vectors`` holds one
+    tensor per selected parameter, with a leading block dimension when ``batched``. The base
+    class keeps the states of all chunks between products at one parameter point (unless
+    ``microbatch_size`` asks for streaming), rebuilds them when the point changes, and
+    converts between flat vectors and parameter-shaped tensors.
+    """
+
+    _cached = True  # whether chunk states are kept between products
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss_fn: LossFunction,
+        data: Any,
+        *,
+        params: Iterable[str | torch.Tensor] | None,
+        microbatch_size: int | None,
+        check_deterministic: bool,
+        psd: bool | None,
+    ) -> None:
+        names, tensors = select_parameters(model, params)
+        if not callable(loss_fn):
+            message = f"loss_fn must be callable as loss_fn(outputs, targets), got {loss_fn!r}"
+            raise TypeError(message)
+        check_positive_int(microbatch_size, "microbatch_size", allow_none=True)
+        if not isinstance(check_deterministic, bool):
+            message = f"check_deterministic must be True or False, got {check_deterministic!r}"
+            raise TypeError(message)
+        self._model = model
+        self._loss_fn = loss_fn
+        self._names = names
+        self._params = tensors
+        self._shapes = [tuple(t.shape) for t in tensors]
+        self._numels = [t.numel() for t in tensors]
+        self._microbatch_size = microbatch_size
+        self._check_deterministic = check_deterministic
+        self._modules = list(model.modules())
+        self._batch_norms = [m for m in self._modules if isinstance(m, _BatchNorm)]
+        owned = {id(b) for bn in self._batch_norms for b in bn.buffers(recurse=False)}
+        self._other_buffers = [b for b in model.buffers() if id(b) not in owned]
+        self._model_tensors = [*model.parameters(), *model.buffers()]
+        self._states: list[Any] | None = None
+        self._key: tuple | None = None
+        self._gradient_cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+        self._block_timings: dict[str, list[float]] | None = {"batched": [], "loop": []}
+        self._set_data(data)
+        size = sum(self._numels)
+        super().__init__(
+            (size, size),
+            tensors[0].dtype,
+            xp=xp_torch,
+            device=tensors[0].device,
+            symmetric=True,
+            psd=psd,
+        )
+
+    # ------------------------------------------------------------------ public
+    @property
+    def model(self) -> torch.nn.Module:
+        """The model whose loss is differentiated."""
+        return self._model
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Names of the selected parameters, in the order of the flat vectors."""
+        return tuple(self._names)
+
+    @property
+    def params(self) -> tuple[torch.Tensor, ...]:
+        """The selected parameter tensors, in the order of the flat vectors."""
+        return tuple(self._params)
+
+    @property
+    def n_samples(self) -> int:
+        """The number of samples in the data (the loss is their mean)."""
+        return self._n_samples
+
+    @property
+    def cached_nbytes(self) -> int:
+        """Bytes held by the cached linearisation (0 if nothing is cached).
+
+        Counts the storage of tensors saved in the retained autograd graphs (or in the
+        linearised functions) that the model and the data do not own. Computing it walks the
+        graphs, so it costs a little time; it is meant for reporting.
+        """
+        if self._states is None:
+            return 0
+        exclude = storage_pointers([*self._model_tensors, *self._data_tensors])
+        return graph_nbytes(self._cache_roots(), exclude)
+
+    def release(self) -> None:
+        """Free the cached linearisation; the next product rebuilds it.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from hvpseries.nn import HessianOperator
+        >>> model = torch.nn.Linear(3, 1)
+        >>> H = HessianOperator(model, torch.nn.MSELoss(), (torch.randn(8, 3), torch.randn(8, 1)))
+        >>> _ = H @ torch.ones(4)
+        >>> H.cached_nbytes > 0
+        True
+        >>> H.release()
+        >>> H.cached_nbytes
+        0
+        """
+        self._states = None
+        self._key = None
+        self._gradient_cache = None
+
+    def update(self, data: Any = None) -> CurvatureOperator:
+        """Move to the current parameters (and optionally new data); return ``self``.
+
+        Products notice in-place parameter changes (``optimizer.step()``,
+        ``load_state_dict``) and train/eval switches by themselves and rebuild; call
+        ``update()`` to rebuild eagerly, or ``update(data)`` to evaluate the curvature on
+        another batch (for example the next minibatch of a training loop).
+        """
+        self.release()
+        if data is not None:
+            self._set_data(data)
+        self._ensure_current()
+        return self
+
+    def flatten(self, tensors: Mapping[str, torch.Tensor] | Iterable[torch.Tensor]) -> torch.Tensor:
+        """Flatten parameter-shaped tensors (a dict keyed by :attr:`param_names`, or a list).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from hvpseries.nn import HessianOperator
+        >>> model = torch.nn.Linear(2, 1)
+        >>> H = HessianOperator(model, torch.nn.MSELoss(), (torch.randn(4, 2), torch.randn(4, 1)))
+        >>> H.flatten({"weight": torch.ones(1, 2), "bias": torch.zeros(1)})
+        tensor([1., 1., 0.])
+        """
+        if isinstance(tensors, Mapping):
+            missing = [name for name in self._names if name not in tensors]
+            extra = [name for name in tensors if name not in self._names]
+            if missing or extra:
+                message = (
+                    f"flatten needs exactly the keys {self._names}; missing {missing}, "
+                    f"unexpected {extra}"
+                )
+                raise ValueError(message)
+            items = [tensors[name] for name in self._names]
+        else:
+            items = list(tensors)
+        shapes = [tuple(t.shape) for t in items]
+        if shapes != self._shapes:
+            message = f"flatten expects tensors of shapes {self._shapes}, got {shapes}"
+            raise ValueError(message)
+        return flatten_params(items)
+
+    def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split a flat vector into a dict of parameter-shaped views keyed by parameter name."""
+        result = unflatten_params(vector, dict(zip(self._names, self._shapes, strict=True)))
+        assert isinstance(result, dict)
+        return result
+
+    def loss_and_gradient(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the mean loss over the data and its gradient as a flat vector.
+
+        Both are detached, at the current parameters; the running statistics of BatchNorm
+        layers are not updated.
+        """
+        key = self._state()
+        if self._gradient_cache is not None and self._gradient_cache[0] == key:
+            return self._gradient_cache[1], self._gradient_cache[2]
+        loss, gradient = self._fresh_loss_and_gradient()
+        self._gradient_cache = (self._state(), loss, gradient)
+        return loss, gradient
+
+    def gradient(self) -> torch.Tensor:
+        """Return the gradient of the mean loss over the data, as a flat vector."""
+        return self.loss_and_gradient()[1]
+
+    # ------------------------------------------------------------------ products
+    def matvec(self, x: Any) -> Any:
+        """Return ``H @ x`` for a flat vector ``x`` (see :meth:`LinearOperator.matvec`)."""
+        if self._is_ready(x, 1):
+            return self._matvec(x)
+        return super().matvec(x)
+
+    def matmat(self, X: Any) -> Any:
+        """Return ``H @ X`` for a block ``X`` of shape ``(n, k)``, as one batched product."""
+        if self._is_ready(X, 2):
+            return self._matmat(X)
+        return super().matmat(X)
+
+    def _is_ready(self, x: Any, ndim: int) -> bool:
+        """Whether ``x`` needs no checks or conversion: the fast path of repeated products."""
+        return (
+            type(x) is torch.Tensor
+            and x.ndim == ndim
+            and x.shape[0] == self._shape[1]
+            and x.dtype == self._dtype
+            and x.device == self._device
+        )
+
+    def _matvec(self, x: torch.Tensor) -> torch.Tensor:
+        return _flatten(self._product(_unflatten(x, self._params), batched=False))
+
+    def _matmat(self, X: torch.Tensor) -> torch.Tensor:
+        k = X.shape[1]
+        if k == 0:
+            return X.new_zeros((X.shape[0], 0))
+        if k == 1:
+            return self._matvec(X[:, 0])[:, None]
+        rows = X.T.contiguous()
+        vectors = [
+            part.view((k, *shape))
+            for part, shape in zip(
+                rows.split_with_sizes(self._numels, dim=1), self._shapes, strict=True
+            )
+        ]
+        result = self._product(vectors, batched=True)
+        return torch.cat([part.reshape(k, -1) for part in result], dim=1).T
+
+    def _product(self, vectors: list[torch.Tensor], *, batched: bool) -> list[torch.Tensor]:
+        """Apply the operator to parameter-shaped vectors, with the mode fallback of subclasses."""
+        while True:
+            try:
+                self._ensure_current()
+                if self._states is not None and self._replays_graph():
+                    # Only the retained graph is used: no forward pass, no context needed.
+                    return self._apply_all(vectors, batched=batched)
+                with self._evaluation():
+                    return self._apply_all(vectors, batched=batched)
+            except (NondeterministicLossError, torch.OutOfMemoryError):
+                raise
+            except (RuntimeError, NotImplementedError) as error:
+                self._handle_failure(error)
+
+    def _replays_graph(self) -> bool:
+        """Whether products only replay cached state (no forward pass of the model)."""
+        return True
+
+    def _apply_all(self, vectors: list[torch.Tensor], *, batched: bool) -> list[torch.Tensor]:
+        if not batched:
+            return self._apply_chunks(vectors, batched=False)
+        # A block goes through one batched call (vmap or autograd's batched gradients) or
+        # column by column. Batching is not always faster on a CPU (convolutions), so the first
+        # blocks alternate between both and the faster per column is kept. The two give the
+        # same products up to rounding.
+        strategy = self._block_strategy()
+        if strategy == "batched":
+            start = time.perf_counter()
+            try:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=_VMAP_SLOW_PATH)
+                    result = self._apply_chunks(vectors, batched=True)
+            except (RuntimeError, NotImplementedError):
+                # vmap cannot run here: loop over the columns from now on.
+                self._block_timings = None
+            else:
+                self._record_block("batched", start, vectors[0].shape[0])
+                return result
+        start = time.perf_counter()
+        columns = [
+            self._apply_chunks([v[j] for v in vectors], batched=False)
+            for j in range(vectors[0].shape[0])
+        ]
+        self._record_block("loop", start, vectors[0].shape[0])
+        return [torch.stack(parts) for parts in zip(*columns, strict=True)]
+
+    def _block_strategy(self) -> str:
+        timings = self._block_timings
+        if timings is None:
+            return "loop"
+        batched, loop = timings["batched"], timings["loop"]
+        if len(batched) < _EXPLORE or len(loop) < _EXPLORE:  # alternate: batched, loop, ...
+            return "batched" if len(batched) <= len(loop) else "loop"
+        return "batched" if min(batched) <= min(loop) else "loop"
+
+    def _record_block(self, strategy: str, start: float, columns: int) -> None:
+        if self._block_timings is not None and len(self._block_timings[strategy]) < _EXPLORE:
+            self._block_timings[strategy].append((time.perf_counter() - start) / columns)
+
+    def _apply_chunks(self, vectors: list[torch.Tensor], *, batched: bool) -> list[torch.Tensor]:
+        if self._states is not None:
+            if len(self._states) == 1:
+                return list(self._apply_chunk(self._states[0], vectors, batched))
+            pairs: Iterator[tuple[Chunk, Any]] = zip(self._chunks, self._states, strict=True)
+        else:
+            pairs = self._streamed_states()
+        total: list[torch.Tensor] | None = None
+        for _, state in pairs:
+            part = self._apply_chunk(state, vectors, batched)
+            if total is None:
+                total = list(part)
+            else:
+                for i, tensor in enumerate(part):
+                    total[i] += tensor
+        assert total is not None
+        return total
+
+    def _streamed_states(self) -> Iterator[tuple[Chunk, Any]]:
+        for chunk in self._chunks:
+            state = self._build_chunk(chunk)
+            yield chunk, state
+            del state
+
+    def _zeros_like_params(self, vectors: list[torch.Tensor], batched: bool) -> list[torch.Tensor]:
+        lead = (vectors[0].shape[0],) if batched else ()
+        return [
+            p.new_zeros((*lead, *shape))
+            for p, shape in zip(self._params, self._shapes, strict=True)
+        ]
+
+    # ------------------------------------------------------------------ parameter point
+    def _state(self) -> tuple:
+        return state_key(self._tracked, self._modules)
+
+    def _ensure_current(self) -> None:
+        key = self._state()
+        if key == self._key:
+            return
+        self._states = None
+        self._key = None
+        if self._cached:
+            with self._evaluation():
+                states = [self._build_chunk(chunk) for chunk in self._chunks]
+            self._states = states
+        self._after_build()
+        self._key = self._state()
+        if self._check_deterministic:
+            self._verify_deterministic()
+
+    def _after_build(self) -> None:
+        """Prepare derived data after the chunk states are built at a new point (a hook)."""
+
+    def _verify_deterministic(self) -> None:
+        first = self.loss_and_gradient()
+        second = self._fresh_loss_and_gradient()
+        rtol = float(torch.finfo(self.dtype).eps) ** 0.5
+        for what, a, b in (("loss", first[0], second[0]), ("gradient", first[1], second[1])):
+            scale = max(float(torch.linalg.vector_norm(a)), float(torch.finfo(self.dtype).tiny))
+            difference = float(torch.linalg.vector_norm(a - b))
+            if not difference <= rtol * scale:
+                self.release()
+                message = (
+                    f"the {what} differs between two evaluations at the same parameters "
+                    f"(relative difference {difference / scale:.2e}): the model or the loss is "
+                    "random (Dropout or another random layer in training mode?), so curvature "
+                    "products would not be reproducible; call model.eval() to disable Dropout, "
+                    "or make the randomness fixed (a seeded torch.Generator reset per call)"
+                )
+                raise NondeterministicLossError(message)
+
+    # ------------------------------------------------------------------ evaluation
+    @contextlib.contextmanager
+    def _evaluation(self) -> Iterator[None]:
+        """Autograd on (also inside ``torch.no_grad()``), buffers frozen."""
+        with torch.enable_grad(), frozen_buffers(self._batch_norms, self._other_buffers):
+            yield
+
+    def _outputs(self, inputs: torch.Tensor) -> Any:
+        return self._model(inputs)
+
+    def _checked_loss(self, outputs: Any, targets: torch.Tensor) -> torch.Tensor:
+        loss = self._loss_fn(outputs, targets)
+        if not isinstance(loss, torch.Tensor):
+            message = f"loss_fn must return a tensor, got {type(loss).__name__}"
+            raise TypeError(message)
+        if loss.numel() != 1:
+            message = (
+                f"loss_fn must return a scalar (the mean loss over the batch), got a tensor of "
+                f"shape {tuple(loss.shape)}; use reduction='mean' or reduce it with .mean()"
+            )
+            raise ValueError(message)
+        return loss.reshape(())
+
+    def _fresh_loss_and_gradient(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and flat gradient from plain first-order autograd (works for every model)."""
+        loss_total = None
+        gradient_total = None
+        for chunk in self._chunks:
+            with self._evaluation():
+                loss = _weighted(
+                    chunk, self._checked_loss(self._outputs(chunk.inputs), chunk.targets)
+                )
+                grads = torch.autograd.grad(
+                    loss, self._params, allow_unused=True, materialize_grads=True
+                )
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            loss = loss.detach()
+            loss_total = loss if loss_total is None else loss_total + loss
+            gradient_total = flat if gradient_total is None else gradient_total + flat
+        assert loss_total is not None and gradient_total is not None
+        return loss_total, gradient_total
+
+    def _set_data(self, data: Any) -> None:
+        chunks = make_chunks(data, self._microbatch_size, self._params[0].device)
+        data_tensors = {}
+        for chunk in chunks:
+            for tensor in (chunk.inputs, chunk.targets):
+                data_tensors.setdefault(id(tensor), tensor)
+        self._validate_first(chunks[0])
+        self._chunks = chunks
+        self._data_tensors = list(data_tensors.values())
+        self._n_samples = sum(int(chunk.inputs.shape[0]) for chunk in chunks)
+        self._tracked = [*self._model_tensors, *self._data_tensors]
+        self._cached = type(self)._cached and self._microbatch_size is None
+        self._states = None
+        self._key = None
+        self._gradient_cache = None
+
+    def _validate_first(self, chunk: Chunk) -> None:
+        """Evaluate the loss once on the first chunk for early, clear errors."""
+        with torch.no_grad(), frozen_buffers(self._batch_norms, self._other_buffers):
+            try:
+                outputs = self._outputs(chunk.inputs)
+            except (RuntimeError, ValueError, IndexError) as error:
+                message = (
+                    f"the model could not be evaluated on the data (inputs of shape "
+                    f"{tuple(chunk.inputs.shape)}, dtype {chunk.inputs.dtype}): {error}; check "
+                    "that the data has the shape, dtype and device the model expects"
+                )
+                raise ValueError(message) from error
+            try:
+                self._checked_loss(outputs, chunk.targets)
+            except (RuntimeError, IndexError) as error:
+                message = (
+                    f"loss_fn could not be evaluated on the model's outputs and the targets "
+                    f"(targets of shape {tuple(chunk.targets.shape)}, dtype "
+                    f"{chunk.targets.dtype}): {error}"
+                )
+                raise ValueError(message) from error
+
+    # ------------------------------------------------------------------ for subclasses
+    def _build_chunk(self, chunk: Chunk) -> Any:
+        raise NotImplementedError
+
+    def _apply_chunk(self, state: Any, vectors: list[torch.Tensor], batched: bool) -> list[Any]:
+        raise NotImplementedError
+
+    def _cache_roots(self) -> list[Any]:
+        return list(self._states or [])
+
+    def _handle_failure(self, error: BaseException) -> None:
+        raise error
