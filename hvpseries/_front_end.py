@@ -9,8 +9,6 @@ pick a method (``method="auto"``) and dispatch to the solvers of :mod:`hvpseries
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +20,7 @@ from ._result import SolveResult, Status
 from ._validation import (
     all_finite,
     check_maxiter,
+    check_nonnegative,
     check_tolerances,
     prepare_system,
     require_not_nonsymmetric,
@@ -45,16 +44,6 @@ def _check_method(method: Any, choices: tuple[str, ...]) -> None:
     if method not in choices:
         message = f"method must be one of {', '.join(map(repr, choices))}, got {method!r}"
         raise ValueError(message)
-
-
-def _check_damping(damping: Any) -> float:
-    if isinstance(damping, bool) or not isinstance(damping, numbers.Real):
-        message = f"damping must be a real number >= 0, got {damping!r}"
-        raise TypeError(message)
-    if not math.isfinite(damping) or damping < 0:
-        message = f"damping must be finite and >= 0, got {damping!r}"
-        raise ValueError(message)
-    return float(damping)
 
 
 def _common_checks(
@@ -323,7 +312,7 @@ def abs_inv(
     """
     operator, b = _common_checks(A, b, rtol, atol, maxiter, callback, "abs_inv")
     _check_method(method, _ABS_INV_METHODS)
-    d = _check_damping(damping)
+    d = check_nonnegative(damping, "damping")
     if variant not in _VARIANTS:
         message = f"variant must be 'damped' or 'quasi-damped', got {variant!r}"
         raise ValueError(message)
@@ -397,7 +386,7 @@ def _root(
 ) -> SolveResult:
     operator, b = _common_checks(A, b, rtol, atol, maxiter, callback, name)
     _check_method(method, _ROOT_METHODS)
-    d = _check_damping(damping)
+    d = check_nonnegative(damping, "damping")
     if operator.psd is False:
         message = (
             f"{name} needs a positive (semi-)definite operator, but this one is tagged "

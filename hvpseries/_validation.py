@@ -20,6 +20,7 @@ from ._linear_operator import LinearOperator
 __all__ = [
     "all_finite",
     "check_maxiter",
+    "check_nonnegative",
     "check_positive_int",
     "check_tolerances",
     "prepare_system",
@@ -46,6 +47,25 @@ def check_tolerances(rtol: Any, atol: Any, *, rtol_may_be_none: bool = False) ->
         if not math.isfinite(value) or value < 0:
             message = f"{name} must be finite and >= 0, got {value!r}"
             raise ValueError(message)
+
+
+def check_nonnegative(value: Any, name: str) -> float:
+    """Return ``value`` as a float after checking it is a finite real number >= 0.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number.
+    ValueError
+        If it is negative, NaN or infinite.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        message = f"{name} must be a real number >= 0, got {value!r}"
+        raise TypeError(message)
+    if not math.isfinite(value) or value < 0:
+        message = f"{name} must be finite and >= 0, got {value!r}"
+        raise ValueError(message)
+    return float(value)
 
 
 def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
 from types import ModuleType
 from typing import Any
 
+from .._validation import check_positive_int
 from ._sequence import as_elements, finish, is_complex, norms_squared
 
 __all__ = ["wynn_epsilon"]
@@ -111,12 +111,7 @@ def wynn_epsilon(
 
 def check_order(order: Any) -> None:
     """Raise unless ``order`` is an integer >= 1."""
-    if isinstance(order, bool) or not isinstance(order, numbers.Integral):
-        message = f"order must be an integer >= 1, got {order!r}"
-        raise TypeError(message)
-    if order < 1:
-        message = f"order must be an integer >= 1, got {order!r}"
-        raise ValueError(message)
+    check_positive_int(order, "order")
 
 
 def epsilon_table(

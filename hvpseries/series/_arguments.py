@@ -6,7 +6,7 @@ import math
 import numbers
 from typing import Any
 
-from .._validation import check_maxiter, check_positive_int, check_tolerances
+from .._validation import check_maxiter, check_nonnegative, check_positive_int, check_tolerances
 from ._engine import check_acceleration
 
 __all__ = ["check_damping", "check_series_arguments"]
@@ -14,13 +14,7 @@ __all__ = ["check_damping", "check_series_arguments"]
 
 def check_damping(damping: Any) -> float:
     """Return ``damping`` as a float after checking it is a finite number >= 0."""
-    if isinstance(damping, bool) or not isinstance(damping, numbers.Real):
-        message = f"damping must be a real number >= 0, got {damping!r}"
-        raise TypeError(message)
-    if not math.isfinite(damping) or damping < 0:
-        message = f"damping must be finite and >= 0, got {damping!r}"
-        raise ValueError(message)
-    return float(damping)
+    return check_nonnegative(damping, "damping")
 
 
 def check_scale(scale: Any) -> None:

@@ -19,10 +19,11 @@ purpose; the solvers convert each one to a Python float when they use it.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
+
+from .._validation import check_nonnegative, check_positive_int
 
 __all__ = ["KINDS", "CoefficientStream", "coefficients", "generating_function"]
 
@@ -86,12 +87,7 @@ def coefficients(kind: str, num_terms: int, *, delta: float = 0.0) -> np.ndarray
     array([0.5   , 0.125 , 0.0625])
     """
     _check_kind(kind, delta)
-    if isinstance(num_terms, bool) or not isinstance(num_terms, numbers.Integral):
-        message = f"num_terms must be an integer >= 1, got {num_terms!r}"
-        raise TypeError(message)
-    if num_terms < 1:
-        message = f"num_terms must be an integer >= 1, got {num_terms!r}"
-        raise ValueError(message)
+    check_positive_int(num_terms, "num_terms")
     stream = CoefficientStream(kind, delta=delta)
     return stream.first(int(num_terms)).copy()
 
@@ -115,12 +111,7 @@ def _check_kind(kind: Any, delta: Any) -> None:
     if kind not in KINDS:
         message = f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}"
         raise ValueError(message)
-    if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
-        message = f"delta must be a real number >= 0, got {delta!r}"
-        raise TypeError(message)
-    if not math.isfinite(delta) or delta < 0:
-        message = f"delta must be finite and >= 0, got {delta!r}"
-        raise ValueError(message)
+    check_nonnegative(delta, "delta")
     if kind != "damped" and delta != 0:
         message = f"delta is the damping ratio of the 'damped' series; kind={kind!r} needs delta=0"
         raise ValueError(message)
