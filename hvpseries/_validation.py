@@ -22,6 +22,7 @@ __all__ = [
     "check_maxiter",
     "check_nonnegative",
     "check_positive_int",
+    "check_real_pair",
     "check_tolerances",
     "prepare_system",
     "require_not_nonsymmetric",
@@ -66,6 +67,31 @@ def check_nonnegative(value: Any, name: str) -> float:
         message = f"{name} must be finite and >= 0, got {value!r}"
         raise ValueError(message)
     return float(value)
+
+
+def check_real_pair(pair: Any, name: str) -> tuple[float, float]:
+    """Return ``pair`` as two finite floats ``(lo, hi)`` (an interval, a range of magnitudes).
+
+    Raises
+    ------
+    TypeError
+        If ``pair`` is not a pair of real numbers.
+    ValueError
+        If a bound is NaN or infinite.
+    """
+    try:
+        lo, hi = pair
+    except (TypeError, ValueError) as error:
+        message = f"{name} must be a pair (lo, hi), got {pair!r}"
+        raise TypeError(message) from error
+    for value in (lo, hi):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            message = f"{name} must hold two real numbers, got {pair!r}"
+            raise TypeError(message)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        message = f"{name} must be finite, got {pair!r}"
+        raise ValueError(message)
+    return float(lo), float(hi)
 
 
 def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> None:

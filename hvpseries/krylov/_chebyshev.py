@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +11,7 @@ import scipy.fft
 from .._result import SolveResult, Status
 from .._validation import (
     check_positive_int,
+    check_real_pair,
     check_tolerances,
     prepare_system,
     require_not_nonsymmetric,
@@ -280,17 +279,8 @@ def funm_chebyshev(
 
 
 def _checked_interval(interval: Any) -> tuple[float, float]:
-    try:
-        lo, hi = interval
-    except (TypeError, ValueError) as error:
-        message = f"interval must be a pair (lo, hi), got {interval!r}"
-        raise TypeError(message) from error
-    for value in (lo, hi):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            message = f"interval must hold two real numbers, got {interval!r}"
-            raise TypeError(message)
-    lo, hi = float(lo), float(hi)
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+    lo, hi = check_real_pair(interval, "interval")
+    if not lo < hi:
         message = f"interval must be finite with lo < hi, got {interval!r}"
         raise ValueError(message)
     return lo, hi

@@ -12,7 +12,13 @@ import numpy as np
 
 from .._array_api import device, epsilon
 from .._result import SolveResult, Status
-from .._validation import check_maxiter, check_tolerances, prepare_system, require_not_nonsymmetric
+from .._validation import (
+    check_maxiter,
+    check_real_pair,
+    check_tolerances,
+    prepare_system,
+    require_not_nonsymmetric,
+)
 from ._cg import aggregate_status, column_norms, to_host
 from ._multishift import multishift_solve
 
@@ -349,17 +355,8 @@ def abs_inv_rational(
 
 
 def _checked_magnitudes(interval: Any) -> tuple[float, float]:
-    try:
-        lo, hi = interval
-    except (TypeError, ValueError) as error:
-        message = f"interval must be a pair (lo, hi) of eigenvalue magnitudes, got {interval!r}"
-        raise TypeError(message) from error
-    for value in (lo, hi):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            message = f"interval must hold two real numbers, got {interval!r}"
-            raise TypeError(message)
-    lo, hi = float(lo), float(hi)
-    if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi and hi > 0):
+    lo, hi = check_real_pair(interval, "interval")
+    if not (0 <= lo <= hi and hi > 0):
         message = (
             f"interval bounds the eigenvalue magnitudes: need 0 <= lo <= hi, hi > 0, finite; "
             f"got {interval!r}"
