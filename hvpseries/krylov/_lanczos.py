@@ -47,6 +47,15 @@ class LanczosDecomposition:
         ``Q`` spans an invariant subspace and ``T`` holds exact eigenvalues of ``A``.
     n_reorthogonalizations : int
         How many steps were reorthogonalised against earlier vectors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hvpseries import krylov
+    >>> A = np.diag([1.0, 2.0, 3.0, 4.0])
+    >>> decomposition = krylov.lanczos(A, np.ones(4), 2)
+    >>> decomposition.basis.shape, decomposition.n_matvec, decomposition.breakdown
+    ((4, 2), 2, False)
     """
 
     basis: Any
