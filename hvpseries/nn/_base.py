@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import time
 import warnings
@@ -83,7 +84,7 @@ class NondeterministicLossError(RuntimeError):
     """
 
 
-class CurvatureOperator(LinearOperator):
+class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
     """Base of :class:`HessianOperator` and :class:`GGNOperator` (not public).
 
     Subclasses implement ``_build_chunk(chunk) -> state`` (under autograd and frozen buffers)
@@ -518,11 +519,13 @@ class CurvatureOperator(LinearOperator):
                 raise ValueError(message) from error
 
     # ------------------------------------------------------------------ for subclasses
+    @abc.abstractmethod
     def _build_chunk(self, chunk: Chunk) -> Any:
-        raise NotImplementedError
+        """Build the reusable product state of one chunk of data (under autograd)."""
 
+    @abc.abstractmethod
     def _apply_chunk(self, state: Any, vectors: list[torch.Tensor], batched: bool) -> list[Any]:
-        raise NotImplementedError
+        """Apply the curvature of one chunk to per-parameter ``vectors``."""
 
     def _cache_roots(self) -> list[Any]:
         return list(self._states or [])
