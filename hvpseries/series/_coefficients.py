@@ -183,5 +183,5 @@ class CoefficientStream:
             values[0] = inverse_leading
         # c_n = (1 / (1 + delta)) * sum_{k=1}^{n} |s_k| c_{n-k}: positive terms, no cancellation.
         for n in range(max(old.size, 1), count):
-            values[n] = inverse_leading * math.fsum(magnitudes[1 : n + 1] * values[n - 1 :: -1])
+            values[n] = inverse_leading * np.dot(magnitudes[1 : n + 1], values[n - 1 :: -1])
         return values
