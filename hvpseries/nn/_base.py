@@ -254,6 +254,7 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         Both are detached, at the current parameters; the running statistics of BatchNorm
         layers are not updated.
         """
+        self._follow_replaced_parameters()
         key = self._state()
         if self._gradient_cache is not None and self._gradient_cache[0] == key:
             return self._gradient_cache[1], self._gradient_cache[2]
@@ -403,9 +404,11 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         return state_key(self._tracked, self._modules)
 
     def _ensure_current(self) -> None:
+        self._follow_replaced_parameters()
         key = self._state()
         if key == self._key:
             return
+        self._check_microbatching()
         self._states = None
         self._key = None
         if self._cached:
@@ -416,6 +419,57 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         self._key = self._state()
         if self._check_deterministic:
             self._verify_deterministic()
+
+    def _follow_replaced_parameters(self) -> None:
+        """Pick up parameters or buffers replaced by new tensors (``load_state_dict(assign=True)``).
+
+        The operator differentiates with respect to the model's parameters *by name*: when a
+        module attribute now holds another tensor, the selection is looked up again.
+        """
+        current = [*self._model.parameters(), *self._model.buffers()]
+        unchanged = len(current) == len(self._model_tensors) and all(
+            a is b for a, b in zip(current, self._model_tensors, strict=True)
+        )
+        if unchanged:
+            return
+        named = dict(self._model.named_parameters())
+        missing = [name for name in self._names if name not in named]
+        if missing:
+            message = (
+                f"the model no longer has the parameters {missing} this operator differentiates"
+            )
+            raise ValueError(message)
+        tensors = [named[name] for name in self._names]
+        shapes = [tuple(t.shape) for t in tensors]
+        if shapes != self._shapes:
+            message = (
+                f"the model's parameters changed shape from {self._shapes} to {shapes}; build a "
+                "new operator"
+            )
+            raise ValueError(message)
+        self._params = tensors
+        self._batch_norms = [m for m in self._model.modules() if isinstance(m, _BatchNorm)]
+        owned = {id(b) for bn in self._batch_norms for b in bn.buffers(recurse=False)}
+        self._other_buffers = [b for b in self._model.buffers() if id(b) not in owned]
+        self._model_tensors = current
+        self._tracked = [*self._model_tensors, *self._data_tensors]
+        self.release()
+
+    def _check_microbatching(self) -> None:
+        if self._splits_batches and any(bn.training for bn in self._batch_norms):
+            message = (
+                "microbatch_size splits the batches, but the model has BatchNorm layers in train "
+                "mode: each piece would be normalised with its own statistics, a different loss. "
+                "Call model.eval(), or do not split (microbatch_size=None or >= the batch size)"
+            )
+            raise ValueError(message)
+
+    def _converted_dtype(self, x: torch.Tensor, method: str) -> torch.Tensor:
+        message = (
+            f"{method} got a {x.dtype} vector, but the parameters are {self._dtype}; pass vectors "
+            "of the parameters' dtype (e.g. the output of flatten() or gradient())"
+        )
+        raise TypeError(message)
 
     def _after_build(self) -> None:
         """Prepare derived data after the chunk states are built at a new point (a hook)."""
@@ -482,6 +536,8 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
 
     def _set_data(self, data: Any) -> None:
         chunks = make_chunks(data, self._microbatch_size, self._params[0].device)
+        whole = make_chunks(data, None, self._params[0].device) if self._microbatch_size else chunks
+        self._splits_batches = len(chunks) > len(whole)
         data_tensors = {}
         for chunk in chunks:
             for tensor in (chunk.inputs, chunk.targets):

@@ -40,7 +40,9 @@ class HessianOperator(CurvatureOperator):
     parameters' device and dtype) and is tagged symmetric, so every hvpseries solver accepts
     it. At each parameter point it builds the linearisation of the gradient once and reuses it
     for every product; it notices when the parameters change (``optimizer.step()``, loading a
-    state dict, switching train/eval) and rebuilds, so results are never stale.
+    state dict, even with ``assign=True``, switching train/eval) and rebuilds. Edits through
+    ``p.data`` in place (``p.data.add_(...)``) bypass the version counters: call
+    :meth:`update` after them.
 
     Parameters
     ----------

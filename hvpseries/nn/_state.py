@@ -66,7 +66,7 @@ def frozen_buffers(
 def state_key(tensors: Sequence[torch.Tensor], modules: Sequence[torch.nn.Module]) -> tuple:
     """Return a value that changes whenever the differentiated function may have changed."""
     return (
-        tuple([tensor._version for tensor in tensors]),
+        tuple([(tensor._version, tensor.data_ptr()) for tensor in tensors]),
         tuple([module.training for module in modules]),
     )
 
