@@ -124,14 +124,16 @@ def epsilon_table(
 ) -> tuple[Any, Any]:
     """Run the epsilon table on exactly ``2 * order + 1`` entries; no input checks.
 
-    Returns ``(estimate, bad)``: ``bad`` flags (per vector, column or entry) where a zero
-    difference made the table undefined; the caller substitutes a fallback there.
+    Returns ``(estimate, bad)``. Where a zero difference made a column undefined (typically
+    because a lower order already reached the limit exactly), the estimate is the latest
+    even-column value computed before that column; ``bad`` is then all False, and the caller's
+    fallback only replaces non-finite values.
     """
     vector = inverse == "samelson" and window[0].ndim > 0
     complex_values = is_complex(xp, window[0])
     previous: list[Any] = [0.0] * (len(window) + 1)  # column e_{-1}
     current = list(window)  # column e_0
-    bad = None
+    fallback, bad = window[-1], None
     for s in range(1, 2 * order + 1):
         weight = float(s // 2 + 1) if modifier == "sablonniere" else 1.0
         new = []
@@ -148,4 +150,6 @@ def epsilon_table(
                 inverted = 1.0 / safe
             new.append(previous[m + 1] + weight * inverted)
         previous, current = current, new
-    return current[0], bad
+        if s % 2 == 0:  # an even column holds estimates of the limit: keep the latest good one
+            fallback = xp.where(bad, fallback, current[-1])
+    return xp.where(bad, fallback, current[0]), xp.zeros_like(bad)

@@ -136,3 +136,19 @@ def test_mixed_libraries_are_refused():
     torch = pytest.importorskip("torch")
     with pytest.raises(TypeError, match="Mismatched"):
         aitken([np.ones(2), torch.ones(2, dtype=torch.float64), np.ones(2)])
+
+
+def test_wynn_keeps_an_exact_lower_order_limit() -> None:
+    """A geometric series is summed exactly by order 1; higher orders hit a zero difference
+    and must keep that limit, not fall back to the last partial sum."""
+    import numpy as np
+
+    from hvpseries.acceleration import wynn_epsilon
+
+    partial_sums = [1.0, 1.5, 1.75, 1.875, 1.9375]
+    assert wynn_epsilon(partial_sums, 2) == pytest.approx(2.0, rel=1e-14)
+    long_sums = list(np.cumsum(0.5 ** np.arange(15)))
+    for order in (3, 5, 7):
+        assert wynn_epsilon(long_sums, order) == pytest.approx(2.0, rel=1e-14)
+    vectors = [np.array([1.0, 2.0]) * s for s in partial_sums]
+    np.testing.assert_allclose(wynn_epsilon(vectors, 2), [2.0, 4.0], rtol=1e-14)
