@@ -149,6 +149,16 @@ def abs_inv(
     ``rtol`` should stay well above the dtype's epsilon. ``||v_n||`` cannot increase when the
     series converges, so any growth beyond rounding stops the run with ``Status.DIVERGED``.
 
+    The estimates are estimates, not bounds: the observed ratio ``r`` reflects the components
+    that dominate ``v_N`` so far. When ``b`` has a tiny weight on an eigenvector with a much
+    smaller ``|lambda|`` than the rest, the run can stop with ``SUCCESS`` before that slow
+    component shows (an outside review built a case with the true error 130x the estimate).
+    Use a Krylov method (:func:`hvpseries.abs_inv`) when the error must be certain.
+    With ``damping > 0`` a zero eigenvalue gives ``x = 1``, where the damped coefficients decay
+    like ``n^{-3/2}``: that component converges only like ``N^{-1/2}``, so tolerance runs end
+    at ``maxiter`` with a large estimate; ``acceleration="tail"`` or ``"wynn-sablonniere"``
+    help, ``variant="quasi-damped"`` or Krylov methods avoid it.
+
     Differences from the paper (``paper=False``): a tolerance-based stop instead of 20 terms; a
     safe Lanczos scale instead of the running max of a lower bound (which can diverge); the
     accelerated value is returned only when its estimate beats the plain sum's; divergence is
