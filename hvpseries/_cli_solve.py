@@ -188,8 +188,16 @@ def load_rhs(spec: str | None, n: int, seed: int, built_in: bool) -> np.ndarray:
     if rhs.ndim not in (1, 2) or rhs.shape[0] != n:
         message = f"the right-hand side must have shape ({n},) or ({n}, k), got {rhs.shape}"
         raise InputError(message)
+    if np.iscomplexobj(rhs):
+        message = (
+            f"the right-hand side {spec!r} is complex; hvpseries solve works in real arithmetic"
+        )
+        raise InputError(message)
     if not np.issubdtype(rhs.dtype, np.floating):
         rhs = rhs.astype(np.float64)
+    if not np.all(np.isfinite(rhs)):
+        message = f"the right-hand side {spec!r} has NaN or infinite entries"
+        raise InputError(message)
     return rhs
 
 
@@ -268,11 +276,15 @@ def run_solve(arguments: argparse.Namespace) -> int:
         start = time.perf_counter()
         try:
             result = _compute(arguments, matrix, rhs, callback)
+        except (ValueError, TypeError) as error:  # the library's messages for bad combinations
+            raise InputError(str(error)) from None
         finally:
             if bar is not None:
                 bar.close()
         elapsed = time.perf_counter() - start
         out = Path(arguments.out)
+        if out.suffix != ".npy":
+            out = out.with_name(out.name + ".npy")  # what np.save writes anyway
         try:
             np.save(out, np.asarray(result.x))
         except OSError as error:
@@ -294,7 +306,7 @@ def run_solve(arguments: argparse.Namespace) -> int:
     print(f"matvecs        {result.n_matvec}")
     print(f"error estimate {estimate_text}")
     print(f"time           {elapsed:.3f} s")
-    print(f"output         {arguments.out} (shape {tuple(np.shape(result.x))})")
+    print(f"output         {out} (shape {tuple(np.shape(result.x))})")
     if not result.converged:
         print(f"note: {result.message}", file=sys.stderr)
         return 1

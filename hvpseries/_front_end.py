@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._array_api import epsilon
 from ._linear_operator import LinearOperator
 from ._matrix_operator import MatrixOperator
 from ._result import SolveResult, Status
@@ -84,27 +85,55 @@ def _to_host(xp: Any, values: Any) -> np.ndarray:
 
 
 def _dense_funm(
-    operator: LinearOperator, b: Any, f: Callable[[np.ndarray], np.ndarray]
+    operator: LinearOperator,
+    b: Any,
+    f: Callable[[np.ndarray], np.ndarray],
+    *,
+    rtol: float,
+    atol: float,
 ) -> SolveResult:
-    """``f(A) b`` from a full eigendecomposition ``A = V diag(l) V^T`` (``xp.linalg.eigh``)."""
+    """``f(A) b`` from a full eigendecomposition ``A = V diag(l) V^T`` (``xp.linalg.eigh``).
+
+    The error estimate is how much ``f`` moves when every eigenvalue moves by the rounding of a
+    backward-stable ``eigh`` (``10 eps max |l|``), times ``||b||``: near a singularity of ``f``
+    (a zero eigenvalue of ``|A|^-1``, of ``sign``) it is large and the status is STAGNATED.
+    """
     xp = operator.xp
     explicit = isinstance(operator, MatrixOperator)
     matrix = operator.todense()
     matrix = (matrix + xp.matrix_transpose(matrix)) / 2
     eigenvalues, vectors = xp.linalg.eigh(matrix)
     # f is a NumPy function: evaluate it on the host, move the n values back once.
-    values = np.asarray(f(_to_host(xp, eigenvalues)), dtype=np.float64)
+    host = _to_host(xp, eigenvalues)
+    values = np.asarray(f(host), dtype=np.float64)
+    shift = 10 * epsilon(xp, operator.dtype) * float(np.max(np.abs(host), initial=0.0))
+    with np.errstate(all="ignore"):
+        moved = [
+            np.abs(np.asarray(f(host + step), dtype=np.float64) - values)
+            for step in (shift, -shift)
+        ]
+    spread = np.maximum(*moved)
+    sensitivity = float(np.max(np.where(np.isnan(spread), np.inf, spread), initial=0.0))
     scale = xp.asarray(values, dtype=operator.dtype, device=operator.device)
     coefficients = xp.matmul(xp.matrix_transpose(vectors), b)
     coefficients = coefficients * (scale[:, None] if b.ndim == 2 else scale)
     x = xp.matmul(vectors, coefficients)
     finite = bool(np.all(np.isfinite(values))) and all_finite(xp, x)
+    b_norms = _to_host(xp, xp.reshape(xp.linalg.vector_norm(b, axis=0), (-1,)))
+    x_norms = _to_host(xp, xp.reshape(xp.linalg.vector_norm(x, axis=0), (-1,)))
+    estimate = sensitivity * b_norms
+    if not finite:
+        status = Status.NONFINITE
+    elif np.all(estimate <= np.maximum(rtol * x_norms, atol)):
+        status = Status.SUCCESS
+    else:
+        status = Status.STAGNATED
     return SolveResult(
         x=x,
-        status=Status.SUCCESS if finite else Status.NONFINITE,
+        status=status,
         n_matvec=0 if explicit else operator.shape[0],
         n_iter=1,
-        error_estimate=None,
+        error_estimate=float(estimate[0]) if b.ndim == 1 else estimate,
         info={},
     )
 
@@ -132,7 +161,8 @@ def _dispatch_funm(
     if not all_finite(operator.xp, b):
         return _nonfinite_input(operator, b, method, throw)
     if method == "dense":
-        return _with_method(_dense_funm(operator, b, f), "dense", throw)
+        result = _dense_funm(operator, b, f, rtol=rtol, atol=atol)
+        return _with_method(result, "dense", throw)
     if method == "lanczos":
         from .krylov import funm_lanczos
 
@@ -149,6 +179,15 @@ def _dispatch_funm(
         interval, extra_matvecs = (lower, bounds.upper), bounds.n_matvec
     else:
         interval, extra_matvecs = chebyshev_interval(), 0
+    with np.errstate(all="ignore"):
+        ends = np.asarray(f(np.asarray(interval, dtype=np.float64)), dtype=np.float64)
+    if not np.all(np.isfinite(ends)):
+        message = (
+            f"method='chebyshev' needs the function finite on the whole spectral interval "
+            f"[{interval[0]:.3g}, {interval[1]:.3g}], but it is singular there (the enclosure of "
+            "the spectrum reaches 0); use method='lanczos' (or 'auto'), or damping > 0"
+        )
+        raise ValueError(message)
     result = funm_chebyshev(
         operator,
         b,
@@ -621,7 +660,8 @@ def solve(
             with np.errstate(divide="ignore"):
                 return 1.0 / t
 
-        return _with_method(_dense_funm(operator, b, reciprocal), "dense", throw)
+        result = _dense_funm(operator, b, reciprocal, rtol=rtol, atol=atol)
+        return _with_method(result, "dense", throw)
     from .krylov import cg, minres
 
     solver = cg if method == "cg" else minres

@@ -96,7 +96,8 @@ def spectral_bounds(A: Any, *, num_matvecs: int = 20, seed: int = 0) -> Spectral
     Raises
     ------
     ValueError
-        For an operator tagged non-symmetric or a non-square operator.
+        For an operator tagged non-symmetric or a non-square operator, or one that returns
+        NaN or infinite values.
 
     Notes
     -----
@@ -152,6 +153,12 @@ def spectral_bounds(A: Any, *, num_matvecs: int = 20, seed: int = 0) -> Spectral
         raise ValueError(message)
     start = _random_start(operator, seed)
     decomposition = lanczos(operator, start, min(num_matvecs, n), reorthogonalize="full")
+    if not (np.all(np.isfinite(decomposition.alpha)) and np.all(np.isfinite(decomposition.beta))):
+        message = (
+            "the operator produced NaN or infinite values on a finite vector; check its matvec "
+            "(and the matrix entries) for non-finite values and overflow"
+        )
+        raise ValueError(message)
     ritz = decomposition.ritz_values()
     residual = float(decomposition.beta[-1])
     theta_min, theta_max = float(ritz[0]), float(ritz[-1])

@@ -12,7 +12,13 @@ from scipy.linalg import eigvalsh_tridiagonal
 
 from .._array_api import array_namespace, device
 from .._result import SolveResult, Status
-from .._validation import check_maxiter, check_tolerances, prepare_system, require_not_nonsymmetric
+from .._validation import (
+    all_finite,
+    check_maxiter,
+    check_tolerances,
+    prepare_system,
+    require_not_nonsymmetric,
+)
 from ._cg import aggregate_status, column_dots, column_norms, take_columns, to_host
 
 __all__ = ["cg_multishift"]
@@ -108,6 +114,10 @@ def cg_multishift(
     require_not_nonsymmetric(operator, "cg_multishift")
     shift_array = _checked_shifts(shifts)
     xp = operator.xp
+    if not all_finite(xp, b):
+        nan = xp.full((shift_array.size, *b.shape), math.nan, dtype=b.dtype, device=device(b))
+        result = SolveResult(x=nan, status=Status.NONFINITE, n_matvec=0, n_iter=0)
+        return result.raise_for_status() if throw else result
     vector = b.ndim == 1
     B = xp.reshape(b, (b.shape[0], 1)) if vector else b
     rhs_norms = to_host(xp, column_norms(xp, B))
