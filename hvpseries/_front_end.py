@@ -235,8 +235,11 @@ def funm(
     maxiter : int, optional
         Iteration limit passed to the method.
     callback : callable, optional
-        Passed to the method (:func:`hvpseries.krylov.funm_lanczos` calls it as
-        ``callback(n_matvec, error_estimate)`` at each checkpoint).
+        Passed to the method, which calls it in its own form: ``"lanczos"`` as
+        ``callback(n_matvec, error_estimate)`` at each checkpoint; ``"series"``,
+        ``"chebyshev"`` and ``"rational"`` as ``callback(xk)`` with the current iterate;
+        ``"dense"`` not at all. With ``method="auto"`` the form follows the method picked
+        (``result.info["method"]``); name the method to fix it.
     throw : bool, default False
         Raise :class:`ConvergenceError` instead of returning a non-converged result.
 
@@ -317,7 +320,7 @@ def abs_inv(
     maxiter : int, optional
         Iteration limit of the chosen method.
     callback : callable, optional
-        Passed to the chosen method.
+        Passed to the chosen method, in that method's form (see :func:`abs_inv`).
     throw : bool, default False
         Raise :class:`ConvergenceError` if the method did not converge.
 
