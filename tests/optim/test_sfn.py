@@ -268,7 +268,9 @@ def test_reject_increase_undoes_the_step() -> None:
 
 def test_without_rejection_the_overshoot_is_kept() -> None:
     x = torch.ones(2, dtype=torch.float64, requires_grad=True)
-    ExactSFN([x], damping=0.0, adaptive=False, lr=3.0).step(lambda: (x**2).sum())
+    ExactSFN([x], damping=0.0, adaptive=False, lr=3.0, reject_increase=False).step(
+        lambda: (x**2).sum()
+    )
     np.testing.assert_allclose(x.detach().numpy(), [-2.0, -2.0])
 
 
