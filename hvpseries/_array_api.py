@@ -21,6 +21,7 @@ __all__ = [
     "device",
     "dtype_name",
     "epsilon",
+    "host_values",
     "is_array",
     "is_complex_dtype",
     "is_cupy",
@@ -152,6 +153,29 @@ def real_dtype(xp: ModuleType, dtype: Any) -> Any:
 def epsilon(xp: ModuleType, dtype: Any) -> float:
     """Return the machine epsilon of the (real part of the) floating dtype ``dtype``."""
     return float(xp.finfo(real_dtype(xp, dtype)).eps)
+
+
+def host_values(x: Any) -> Any:
+    """Copy a small array (per-column scalars, eigenvalues) to a 1-D NumPy float64 array.
+
+    One transfer: DLPack for arrays on the CPU, ``.cpu()`` for PyTorch and ``.get()`` for CuPy
+    arrays on a GPU; element by element only for other device libraries. For host-side
+    bookkeeping of a few numbers, never for vectors of the problem's size.
+    """
+    import numpy as np
+
+    try:
+        values = np.from_dlpack(x)
+    except (TypeError, RuntimeError, BufferError, ValueError, AttributeError):
+        library = _library_of(x)
+        if library == "torch":
+            values = x.detach().cpu().numpy()
+        elif library == "cupy":
+            values = x.get()
+        else:
+            flat = [float(x[i]) for i in range(x.shape[0])] if x.ndim else [float(x)]
+            values = np.array(flat)
+    return np.atleast_1d(np.asarray(values, dtype=np.float64))
 
 
 def as_python_float(value: Any) -> float:

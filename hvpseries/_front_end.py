@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import epsilon
+from ._array_api import epsilon, host_values
 from ._linear_operator import LinearOperator
 from ._matrix_operator import MatrixOperator
 from ._result import SolveResult, Status
@@ -75,15 +75,6 @@ def _with_method(result: SolveResult, method: str, throw: bool, **extra: Any) ->
     return result.raise_for_status() if throw else result
 
 
-def _to_host(xp: Any, values: Any) -> np.ndarray:
-    # A small 1-D array (eigenvalues) to the host: DLPack where the library can export to
-    # the CPU, else element by element (rare: a dense path on an accelerator).
-    try:
-        return np.asarray(np.from_dlpack(values), dtype=np.float64)
-    except (TypeError, RuntimeError, BufferError, ValueError, AttributeError):
-        return np.array([float(values[i]) for i in range(values.shape[0])], dtype=np.float64)
-
-
 def _dense_funm(
     operator: LinearOperator,
     b: Any,
@@ -104,7 +95,7 @@ def _dense_funm(
     matrix = (matrix + xp.matrix_transpose(matrix)) / 2
     eigenvalues, vectors = xp.linalg.eigh(matrix)
     # f is a NumPy function: evaluate it on the host, move the n values back once.
-    host = _to_host(xp, eigenvalues)
+    host = host_values(eigenvalues)
     values = np.asarray(f(host), dtype=np.float64)
     shift = 10 * epsilon(xp, operator.dtype) * float(np.max(np.abs(host), initial=0.0))
     with np.errstate(all="ignore"):
@@ -119,8 +110,8 @@ def _dense_funm(
     coefficients = coefficients * (scale[:, None] if b.ndim == 2 else scale)
     x = xp.matmul(vectors, coefficients)
     finite = bool(np.all(np.isfinite(values))) and all_finite(xp, x)
-    b_norms = _to_host(xp, xp.reshape(xp.linalg.vector_norm(b, axis=0), (-1,)))
-    x_norms = _to_host(xp, xp.reshape(xp.linalg.vector_norm(x, axis=0), (-1,)))
+    b_norms = host_values(xp.reshape(xp.linalg.vector_norm(b, axis=0), (-1,)))
+    x_norms = host_values(xp.reshape(xp.linalg.vector_norm(x, axis=0), (-1,)))
     estimate = sensitivity * b_norms
     if not finite:
         status = Status.NONFINITE

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._array_api import array_namespace, device, is_complex_dtype, same_device
+from .._array_api import array_namespace, device, host_values, is_complex_dtype, same_device
 from .._conversion import aslinearoperator
 from .._linear_operator import LinearOperator
 from .._result import SolveResult, Status
@@ -51,14 +51,8 @@ def aggregate_status(statuses: list[Status]) -> Status:
 
 
 def to_host(xp: Any, values: Any) -> np.ndarray:
-    """Copy a small 1-D array (per-column scalars) to a NumPy float64 array on the host.
-
-    One transfer where the library supports DLPack to the CPU, else one scalar at a time.
-    """
-    try:
-        return np.asarray(np.from_dlpack(values), dtype=np.float64)
-    except (TypeError, RuntimeError, BufferError, ValueError, AttributeError):
-        return np.array([float(values[i]) for i in range(values.shape[0])], dtype=np.float64)
+    """Copy a small 1-D array (per-column scalars) to a NumPy float64 array on the host."""
+    return host_values(values)
 
 
 def real_part(xp: Any, values: Any) -> Any:

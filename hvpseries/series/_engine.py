@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._array_api import epsilon, is_numpy
+from .._array_api import epsilon, host_values
 from .._result import SolveResult, Status
 from ..acceleration._levin import levin_window
 from ..acceleration._sequence import finish
@@ -74,12 +74,8 @@ def trivial_rhs(b: Any) -> bool:
 
 
 def _host(xp: ModuleType, x: Any) -> np.ndarray:
-    """Small per-column quantities (norms) as a float64 host array; one sync per column."""
-    if is_numpy(xp):
-        return np.array(x, dtype=np.float64, ndmin=1)
-    if x.ndim == 0:
-        return np.array([float(x)])
-    return np.array([float(x[j]) for j in range(x.shape[0])])
+    """Small per-column quantities (norms) as a float64 host array, in one transfer."""
+    return host_values(x)
 
 
 def _norms(xp: ModuleType, x: Any) -> np.ndarray:
