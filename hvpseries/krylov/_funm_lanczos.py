@@ -30,6 +30,15 @@ _GROWTH = 1.25
 _NEAR_GROWTH = 1.1
 _FIRST_CHECKPOINT = 8
 _SMALLEST_FACTOR = 0.1
+# A function object may offer ``tridiagonal_apply(alpha, off, *, tolerance)`` computing f(T) e_1
+# in O(m) work (see _tridiagonal_functions.py); it is used from this many Lanczos steps on (below,
+# the eigendecomposition is as cheap and exact) and asked for this fraction of rtol, so that its
+# error stays far below the differences the error estimate is built from.
+_FAST_MIN_STEPS = 128
+_FAST_ACCURACY = 1e-3
+# The returned vector is evaluated once more at this accuracy (rounding level, as accurate as
+# the eigendecomposition), which costs about one checkpoint.
+_FINAL_ACCURACY = 1e-14
 
 
 def funm_lanczos(
@@ -104,7 +113,12 @@ def funm_lanczos(
     :func:`scipy.linalg.eigh_tridiagonal`. That ``O(m^2)`` host work is done only at
     checkpoints: ``m = 8`` and then geometrically growing by at most 25%; once the
     convergence rate is known the next checkpoint is placed where the extrapolated error
-    meets the tolerance (but at least 3% further).
+    meets the tolerance (but at least 3% further). A function object with a method
+    ``tridiagonal_apply(alpha, off, *, tolerance)`` (as :func:`hvpseries.abs_inv` passes for
+    ``1/(|t| + d)`` and ``(t^2 + d)^{-1/2}``) may compute ``f(T) e_1`` itself, to relative
+    accuracy ``tolerance = 1e-3 rtol`` at the checkpoints and ``1e-14`` for the vector
+    returned, in ``O(m)`` work per quadrature node; it is used from 128 steps on, and where it
+    returns ``None`` the eigendecomposition is used.
 
     *Error estimate.* With ``y_c`` the coefficient vector at checkpoint ``c`` (padded with
     zeros), ``D = ||y_c - y_{c'}||`` between consecutive checkpoints equals
@@ -250,6 +264,7 @@ class _FunmLanczos:
         self.memory = memory
         self.callback = callback
         self.eps = epsilon(operator.xp, operator.dtype)
+        self.fast_apply = getattr(f, "tridiagonal_apply", None)
 
     def solve(self, b: Any) -> _ColumnOutcome:
         xp = self.operator.xp
@@ -269,6 +284,7 @@ class _FunmLanczos:
             self.operator, b / norm_b, reorthogonalize=self.reorthogonalize, store=store
         )
         y, estimate, status, checkpoints = self._iterate(process, norm_b)
+        y = self._refine(process, y, norm_b)
         m = y.size
         n_matvec = process.n_matvec
         if store:
@@ -302,7 +318,7 @@ class _FunmLanczos:
             alpha = np.asarray(process.alpha)
             off = np.asarray(process.beta[: m - 1])
             checkpoints += 1
-            y, ritz = f_tridiagonal_e1(self.f, alpha, off)
+            y, ritz = self._f_e1(alpha, off)
             y = norm_b * y
             finite = bool(np.all(np.isfinite(y)))
             y_norm = float(np.linalg.norm(y)) if finite else math.inf
@@ -312,6 +328,8 @@ class _FunmLanczos:
             if process.broke_down and finite:
                 # Exact up to rounding, amplified by about max|theta| max|f(theta)| (the
                 # condition number kappa for f(t) = 1/|t|).
+                if ritz is None:
+                    ritz = _tridiagonal_eigvals(alpha, off)
                 condition = max(1.0, float(np.max(np.abs(ritz)) * np.max(np.abs(self.f(ritz)))))
                 relative = max(
                     10.0 * self.eps * math.sqrt(m) * condition,
@@ -343,6 +361,28 @@ class _FunmLanczos:
                 previous, previous_m = y, m
             target = min(self._next_checkpoint(m, estimate, rate, tolerance), self.maxiter)
 
+    def _f_e1(self, alpha: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        # f(T) e_1 and, when they were computed, the Ritz values.
+        if self.fast_apply is not None and alpha.size >= _FAST_MIN_STEPS and self.rtol > 0:
+            y = self.fast_apply(alpha, off, tolerance=_FAST_ACCURACY * self.rtol)
+            if y is not None:
+                return np.asarray(y, dtype=np.float64), None
+        return f_tridiagonal_e1(self.f, alpha, off)
+
+    def _refine(self, process: LanczosProcess, y: np.ndarray, norm_b: float) -> np.ndarray:
+        # The checkpoints ask the fast path for 1e-3 rtol, enough for the error estimate; the
+        # vector returned gets f(T) e_1 to rounding level, as the eigendecomposition would.
+        m = y.size
+        if self.fast_apply is None or m < _FAST_MIN_STEPS or process.num_steps != m:
+            return y
+        alpha = np.asarray(process.alpha)
+        refined = self.fast_apply(
+            alpha, np.asarray(process.beta[: m - 1]), tolerance=_FINAL_ACCURACY
+        )
+        if refined is None or not np.all(np.isfinite(refined)):
+            return y
+        return norm_b * np.asarray(refined, dtype=np.float64)
+
     def _report(self, process: LanczosProcess, estimate: float) -> None:
         if self.callback is not None:
             self.callback(process.n_matvec, estimate)
@@ -371,6 +411,13 @@ class _FunmLanczos:
                 break
             x = x + coefficients[j] * process.q
         return x, process.n_matvec
+
+
+def _tridiagonal_eigvals(alpha: np.ndarray, off: np.ndarray) -> np.ndarray:
+    # Host-side on purpose (T is small): the eigenvalues alone, without the vectors.
+    from scipy.linalg import eigvalsh_tridiagonal
+
+    return alpha.copy() if alpha.size == 1 else eigvalsh_tridiagonal(alpha, off)
 
 
 def _extrapolated_error(differences: list[tuple[int, float]]) -> tuple[float, float | None]:
