@@ -19,6 +19,18 @@ def pick(fast, regular):
     return fast if PROFILE == "fast" else regular
 
 
+def require_torch():
+    """Skip the calling benchmark where torch is not installed.
+
+    asv's convention: a ``NotImplementedError`` raised in ``setup`` marks the benchmark as
+    skipped (n/a) instead of failed.
+    """
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise NotImplementedError("torch is not installed") from None
+
+
 def pin_threads(count=1):
     """Fix the thread count of torch and BLAS so timings compare like with like."""
     os.environ.setdefault("OMP_NUM_THREADS", str(count))

@@ -18,7 +18,7 @@ table of the ratios: ``cd asv_benchmarks && python -c "from benchmarks.nn import
 
 import timeit
 
-from .common import pick, pin_threads
+from .common import pick, pin_threads, require_torch
 
 THREADS = 1
 MODELS = ["mlp-8-50-1", "mlp-64-256-256-10", "cnn", "cnn-batchnorm"]
@@ -26,13 +26,6 @@ MODES = ["double-backward", "linearize", "forward-over-reverse", "finite-differe
 RECIPES = ["double-backward-retained", "linearize-repeated", "jvp-grad-fresh"]
 BLOCK = 8
 IMAGE_BATCH = pick(64, 64)
-
-
-def _require_torch():
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise NotImplementedError("torch is not installed") from None
 
 
 def make_problem(name):
@@ -143,7 +136,7 @@ class Gradient:
     timeout = 300
 
     def setup(self, name):
-        _require_torch()
+        require_torch()
         self.gradient = raw_recipe(name, "gradient")
         self.gradient()
 
@@ -157,7 +150,7 @@ class RawRecipes:
     timeout = 300
 
     def setup(self, name, recipe):
-        _require_torch()
+        require_torch()
         self.hvp = raw_recipe(name, recipe)
         self.hvp()
 
@@ -171,7 +164,7 @@ class HessianProducts:
     timeout = 600
 
     def setup(self, name, mode):
-        _require_torch()
+        require_torch()
         self.build, self.H, self.v, self.V = adapter(name, mode)
 
     def time_repeated_hvp(self, name, mode):
@@ -219,7 +212,7 @@ class AdapterOverhead:
     timeout = 600
 
     def setup(self, name):
-        _require_torch()
+        require_torch()
         _, self.H, self.v, _ = adapter(name, "auto")
         self.recipes = {recipe: raw_recipe(name, recipe) for recipe in RECIPES}
 

@@ -12,7 +12,7 @@ import numpy as np
 
 import hvpseries as hs
 
-from .common import laplacian_2d, pick, pin_threads
+from .common import laplacian_2d, pick, pin_threads, require_torch
 
 DENSE_N = pick(1000, 2000)
 SPARSE_GRID = pick(150, 317)  # n = grid^2: 22500 (fast) or 100489 (regular)
@@ -56,10 +56,7 @@ class OperatorApplication:
 
     def setup(self, backend, kind):
         if backend == "torch":
-            try:
-                import torch  # noqa: F401
-            except ImportError:
-                raise NotImplementedError("torch is not installed") from None
+            require_torch()
         self.matrix, self.operator, self.x, self.X = _build(backend, kind)
 
     def time_raw_matvec(self, backend, kind):

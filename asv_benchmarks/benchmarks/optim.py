@@ -7,7 +7,7 @@ it reports ``step / (gradient + n_hvp * hvp)`` (target for SeriesSFN: at most 1.
 
 import timeit
 
-from .common import pick, pin_threads
+from .common import pick, pin_threads, require_torch
 
 BATCH = pick(128, 256)
 WIDTH = pick(64, 256)
@@ -49,10 +49,7 @@ class OptimizerStep:
     timeout = 300
 
     def setup(self, name):
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise NotImplementedError("torch is not installed") from None
+        require_torch()
         self.model, self.closure = _problem()
         self.optimizer = _optimizer(name, self.model.parameters())
         self.optimizer.step(self.closure)  # warm up

@@ -7,14 +7,12 @@ from typing import Any
 
 import torch
 
-from .._front_end import abs_inv
+from .._front_end import _ABS_INV_METHODS, abs_inv
 from .._linear_operator import LinearOperator
 from .._validation import check_maxiter, check_tolerances
 from ._base import SaddleFreeNewton
 
 __all__ = ["KrylovSFN"]
-
-_METHODS = ("auto", "lanczos", "chebyshev", "rational", "series", "dense")
 
 
 class KrylovSFN(SaddleFreeNewton):
@@ -80,8 +78,10 @@ class KrylovSFN(SaddleFreeNewton):
     ) -> None:
         check_tolerances(rtol, 0.0)
         check_maxiter(maxiter)
-        if method not in _METHODS:
-            message = f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}"
+        if method not in _ABS_INV_METHODS:
+            message = (
+                f"method must be one of {', '.join(map(repr, _ABS_INV_METHODS))}, got {method!r}"
+            )
             raise ValueError(message)
         super().__init__(
             params,
