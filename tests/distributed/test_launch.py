@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tests.distributed.launch import run_on_ranks  # noqa: E402
+from tests.distributed.launch import run_on_ranks
 
 
 def _sum_of_ranks(rank, world_size):
@@ -38,7 +38,7 @@ def test_results_come_back_in_rank_order():
 
 
 def test_an_exception_on_one_rank_fails_with_its_traceback():
-    with pytest.raises(RuntimeError, match="(?s)rank 1 raised.*rank one fails on purpose"):
+    with pytest.raises(RuntimeError, match=r"(?s)rank 1 raised.*rank one fails on purpose"):
         run_on_ranks(_fails_on_rank_one, 2)
 
 
