@@ -332,6 +332,11 @@ def abs_inv_rational(
         # A^2 + s_min I is positive semi-definite: zero curvature means A is singular
         statuses = [Status.STAGNATED if s is Status.INDEFINITE else s for s in statuses]
         reason = "A is singular to working precision; use damping > 0"
+    singular = use_ritz and bool(np.any(ritz <= 100.0 * eps * hi * hi))
+    if singular and any(not s.converged for s in statuses):
+        # A Ritz value of A^2 at the rounding level of its largest eigenvalue: the lowest
+        # shifted systems are singular to working precision, so their solves cannot converge.
+        reason = reason or "A is singular to working precision; use damping > 0"
     for j in range(k):
         if statuses[j] is Status.SUCCESS and not error[j] <= max(rtol * y_norms[j], atol):
             statuses[j] = Status.STAGNATED
