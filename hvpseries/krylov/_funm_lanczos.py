@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .._array_api import epsilon
+from .._array_api import device, epsilon
 from .._linear_operator import LinearOperator
 from .._result import SolveResult, Status
 from .._validation import (
@@ -29,7 +29,10 @@ MEMORY_CHOICES = ("store", "two-pass")
 _GROWTH = 1.25
 _NEAR_GROWTH = 1.1
 _FIRST_CHECKPOINT = 8
-_SMALLEST_FACTOR = 0.1
+# The extrapolated estimate is never below this fraction of the last difference (0.1 let the
+# true error exceed ten times the estimate on indefinite spectra with plateaus; 0.3 costs about
+# 4% more matvecs).
+_SMALLEST_FACTOR = 0.3
 # A function object may offer ``tridiagonal_apply(alpha, off, *, tolerance)`` computing f(T) e_1
 # in O(m) work (see _tridiagonal_functions.py); it is used from this many Lanczos steps on (below,
 # the eigendecomposition is as cheap and exact) and asked for this fraction of rtol, so that its
@@ -125,7 +128,7 @@ def funm_lanczos(
     ``||x_c - x_{c'}||`` for an orthonormal basis. Assuming linear convergence
     ``err(m) ~ C rho^m``, ``D ~ err(c') (1 - rho^d)`` with ``d = c - c'``, so
     ``err(c) ~ D rho^d / (1 - rho^d)``; ``rho`` is fitted from the last two differences.
-    The estimate used is ``D max(0.1, rho^d / (1 - rho^d))`` (at most ten times below the
+    The estimate used is ``D max(0.3, rho^d / (1 - rho^d))`` (at most 3.3 times below the
     last difference, and only once two consecutive contractions were seen); convergence is
     declared only once a contraction (``rho < 1``) has been observed. This is an estimate,
     not a bound: on indefinite problems the convergence for ``1/|t|`` has plateaus (Ritz
@@ -133,7 +136,8 @@ def funm_lanczos(
     the iterates stop changing at the rounding level above the tolerance, the status is
     ``STAGNATED``.
 
-    A breakdown (the Krylov space became invariant) gives the exact answer up to rounding.
+    A breakdown (the Krylov space became invariant) gives the exact answer up to rounding;
+    the estimate is then ``2 eps m kappa_f ||x||`` with ``kappa_f = max|theta| max|f(theta)|``.
 
     References
     ----------
@@ -287,7 +291,12 @@ class _FunmLanczos:
         y = self._refine(process, y, norm_b)
         m = y.size
         n_matvec = process.n_matvec
-        if store:
+        if not np.all(np.isfinite(y)):
+            # f is not finite at a Ritz value (a singularity inside the spectrum's hull):
+            # there is no approximation to combine.
+            x = xp.full(b.shape, math.nan, dtype=self.operator.dtype, device=device(b))
+            status = Status.NONFINITE
+        elif store:
             assert process.basis is not None
             x = process.basis.combine(y, self.operator.dtype, self.operator.device)
         else:
@@ -326,13 +335,15 @@ class _FunmLanczos:
             if process.broke_down and finite and not math.isfinite(process.beta[-1]):
                 return y, math.inf, Status.NONFINITE, checkpoints
             if process.broke_down and finite:
-                # Exact up to rounding, amplified by about max|theta| max|f(theta)| (the
-                # condition number kappa for f(t) = 1/|t|).
+                # Exact up to rounding: m steps' rounding errors, added up linearly (with a
+                # semi-orthogonal basis they are correlated: errors of 1-6 eps m kappa were
+                # measured at m = n), amplified by about max|theta| max|f(theta)| (the
+                # condition number kappa for f = 1/|t|).
                 if ritz is None:
                     ritz = _tridiagonal_eigvals(alpha, off)
                 condition = max(1.0, float(np.max(np.abs(ritz)) * np.max(np.abs(self.f(ritz)))))
                 relative = max(
-                    10.0 * self.eps * math.sqrt(m) * condition,
+                    2.0 * self.eps * m * condition,
                     process.breakdown_residual / max(process.anorm, 1e-300),
                 )
                 estimate = relative * y_norm
@@ -448,7 +459,7 @@ def _extrapolated_error(differences: list[tuple[int, float]]) -> tuple[float, fl
         if abs(rho_new - rho) <= 1e-14:
             break
         rho = rho_new
-    # The extrapolation may lower the estimate below the last difference by at most 100x: a
+    # The extrapolation may lower the estimate below the last difference by a bounded factor: a
     # guard against a rate fitted to a lucky pair of differences.
     factor = rho**steps / (1.0 - rho**steps)
     return last * max(_SMALLEST_FACTOR, factor), rho
