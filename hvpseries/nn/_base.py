@@ -17,6 +17,14 @@ from .._linear_operator import LinearOperator
 from .._validation import check_positive_int
 from ._data import Chunk, make_chunks
 from ._data import weighted as _weighted
+from ._distributed import (
+    GroupSpec,
+    agree_at_construction,
+    all_reduce_sum,
+    global_sample_count,
+    resolve_group,
+    unwrap_model,
+)
 from ._params import flatten_params, select_parameters, unflatten_params
 from ._state import frozen_buffers, graph_nbytes, state_key, storage_pointers
 
@@ -93,6 +101,11 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
     class keeps the states of all chunks between products at one parameter point (unless
     ``microbatch_size`` asks for streaming), rebuilds them when the point changes, and
     converts between flat vectors and parameter-shaped tensors.
+
+    Data parallelism lives here too: with a process group, chunk weights are shares of the
+    global sample count, and the public products, gradient and loss are the local results
+    summed over the ranks by one all-reduce each. Everything below the public methods stays
+    rank-local, so that every rank issues the same collectives in the same order.
     """
 
     _cached = True  # whether chunk states are kept between products
@@ -107,7 +120,48 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         microbatch_size: int | None,
         check_deterministic: bool,
         psd: bool | None,
+        process_group: GroupSpec = None,
     ) -> None:
+        model, ddp_group = unwrap_model(model)
+        self._group = resolve_group(process_group, ddp_group)
+        if self._group is None:
+            self._build(model, loss_fn, data, params, microbatch_size, check_deterministic)
+        else:
+            # Every rank takes part in the agreement check, even one whose construction
+            # failed, so that all ranks raise instead of the others waiting in a collective.
+            error: BaseException | None = None
+            try:
+                self._build(model, loss_fn, data, params, microbatch_size, check_deterministic)
+            except (TypeError, ValueError, RuntimeError) as caught:
+                error = caught
+            if error is None:
+                total = agree_at_construction(
+                    self._group, self._params, self._n_local_samples, None
+                )
+                self._use_global_count(total)
+            else:  # gather on the device the group expects (the model's, if it has any)
+                tensors = [*model.parameters()][:1] if isinstance(model, torch.nn.Module) else []
+                agree_at_construction(self._group, tensors or [torch.zeros(())], 0, error)
+        size = sum(self._numels)
+        super().__init__(
+            (size, size),
+            self._params[0].dtype,
+            xp=xp_torch,
+            device=self._params[0].device,
+            symmetric=True,
+            psd=psd,
+        )
+
+    def _build(
+        self,
+        model: torch.nn.Module,
+        loss_fn: LossFunction,
+        data: Any,
+        params: Iterable[str | torch.Tensor] | None,
+        microbatch_size: int | None,
+        check_deterministic: bool,
+    ) -> None:
+        """Validate the arguments and set up the rank-local state (no collectives)."""
         names, tensors = select_parameters(model, params)
         if not callable(loss_fn):
             message = f"loss_fn must be callable as loss_fn(outputs, targets), got {loss_fn!r}"
@@ -131,18 +185,11 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         self._model_tensors = [*model.parameters(), *model.buffers()]
         self._states: list[Any] | None = None
         self._key: tuple | None = None
+        # (key, loss, gradient) of the global loss, and of this rank's share of it.
         self._gradient_cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+        self._local_gradient_cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
         self._block_timings: dict[str, list[float]] | None = {"batched": [], "loop": []}
-        self._set_data(data)
-        size = sum(self._numels)
-        super().__init__(
-            (size, size),
-            tensors[0].dtype,
-            xp=xp_torch,
-            device=tensors[0].device,
-            symmetric=True,
-            psd=psd,
-        )
+        self._set_local_data(data)
 
     # ------------------------------------------------------------------ public
     @property
@@ -162,8 +209,21 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
 
     @property
     def n_samples(self) -> int:
-        """The number of samples in the data (the loss is their mean)."""
+        """The number of samples in the data (the loss is their mean), over all ranks."""
         return self._n_samples
+
+    @property
+    def n_local_samples(self) -> int:
+        """The number of samples in this rank's data (:attr:`n_samples` without a group)."""
+        return self._n_local_samples
+
+    @property
+    def process_group(self) -> Any:
+        """The ``torch.distributed`` process group results are reduced over (``None``: local).
+
+        A group of one process is reported as ``None``: there is nothing to reduce.
+        """
+        return self._group
 
     @property
     def cached_nbytes(self) -> int:
@@ -197,6 +257,7 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         self._states = None
         self._key = None
         self._gradient_cache = None
+        self._local_gradient_cache = None
 
     def update(self, data: Any = None) -> CurvatureOperator:
         """Move to the current parameters (and optionally new data); return ``self``.
@@ -204,13 +265,39 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         Products notice in-place parameter changes (``optimizer.step()``,
         ``load_state_dict``) and train/eval switches by themselves and rebuild; call
         ``update()`` to rebuild eagerly, or ``update(data)`` to evaluate the curvature on
-        another batch (for example the next minibatch of a training loop).
+        another batch (for example the next minibatch of a training loop). With a process
+        group, ``update(data)`` is collective: every rank passes its new shard, and one small
+        all-reduce sums the sample counts.
         """
         self.release()
         if data is not None:
             self._set_data(data)
         self._ensure_current()
         return self
+
+    def _set_data(self, data: Any) -> None:
+        if self._group is None:
+            self._set_local_data(data)
+            return
+        error: BaseException | None = None
+        try:
+            self._set_local_data(data)
+        except (TypeError, ValueError, RuntimeError) as caught:
+            error = caught
+        n_local = 0 if error is not None else self._n_local_samples
+        device = self._params[0].device
+        total = global_sample_count(n_local, self._group, device, failed=error is not None)
+        if error is not None:
+            raise error
+        self._use_global_count(total)
+
+    def _use_global_count(self, total: int) -> None:
+        """Weight the local chunks by their share of ``total`` samples over all ranks."""
+        self._chunks = [
+            Chunk(chunk.inputs, chunk.targets, int(chunk.inputs.shape[0]) / total)
+            for chunk in self._chunks
+        ]
+        self._n_samples = total
 
     def flatten(self, tensors: Mapping[str, torch.Tensor] | Iterable[torch.Tensor]) -> torch.Tensor:
         """Flatten parameter-shaped tensors (a dict keyed by :attr:`param_names`, or a list).
@@ -252,14 +339,32 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         """Return the mean loss over the data and its gradient as a flat vector.
 
         Both are detached, at the current parameters; the running statistics of BatchNorm
-        layers are not updated.
+        layers are not updated. With a process group, both are of the global mean loss (over
+        the samples of all ranks), reduced in one all-reduce, identical on every rank.
         """
         self._follow_replaced_parameters()
         key = self._state()
         if self._gradient_cache is not None and self._gradient_cache[0] == key:
             return self._gradient_cache[1], self._gradient_cache[2]
-        loss, gradient = self._fresh_loss_and_gradient()
+        loss, gradient = self._local_loss_and_gradient()
+        if self._group is not None:
+            # One collective for both: the loss travels as an extra element of the gradient.
+            buffer = gradient.new_empty(gradient.shape[0] + 1)
+            buffer[0] = loss
+            buffer[1:] = gradient
+            all_reduce_sum(buffer, self._group)
+            loss, gradient = buffer[0].to(loss.dtype), buffer[1:]
         self._gradient_cache = (self._state(), loss, gradient)
+        return loss, gradient
+
+    def _local_loss_and_gradient(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return this rank's share of the loss and gradient (all of them without a group)."""
+        key = self._state()
+        cache = self._local_gradient_cache
+        if cache is not None and cache[0] == key:
+            return cache[1], cache[2]
+        loss, gradient = self._fresh_loss_and_gradient()
+        self._local_gradient_cache = (self._state(), loss, gradient)
         return loss, gradient
 
     def gradient(self) -> torch.Tensor:
@@ -290,7 +395,14 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         )
 
     def _matvec(self, x: torch.Tensor) -> torch.Tensor:
-        return _flatten(self._product(_unflatten(x, self._params), batched=False))
+        result = _flatten(self._product(_unflatten(x, self._params), batched=False))
+        if self._group is None:
+            return result
+        if len(self._params) == 1:
+            # Flattening one tensor is a view, and autograd may hand back its grad_outputs
+            # (a view of x) unchanged: reduce into memory of our own, never into x.
+            result = result.clone()
+        return all_reduce_sum(result, self._group)
 
     def _matmat(self, X: torch.Tensor) -> torch.Tensor:
         k = X.shape[1]
@@ -306,7 +418,11 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
             )
         ]
         result = self._product(vectors, batched=True)
-        return torch.cat([part.reshape(k, -1) for part in result], dim=1).T
+        # torch.cat allocates the (k, n) block, so all k columns are reduced in one call.
+        block = torch.cat([part.reshape(k, -1) for part in result], dim=1)
+        if self._group is not None:
+            all_reduce_sum(block, self._group)
+        return block.T
 
     def _product(self, vectors: list[torch.Tensor], *, batched: bool) -> list[torch.Tensor]:
         """Apply the operator to parameter-shaped vectors, with the mode fallback of subclasses."""
@@ -383,7 +499,8 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
             else:
                 for i, tensor in enumerate(part):
                     total[i] += tensor
-        assert total is not None
+        if total is None:  # an empty shard of data-parallel data contributes zero
+            return self._zeros_like_params(vectors, batched)
         return total
 
     def _streamed_states(self) -> Iterator[tuple[Chunk, Any]]:
@@ -475,7 +592,8 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         """Prepare derived data after the chunk states are built at a new point (a hook)."""
 
     def _verify_deterministic(self) -> None:
-        first = self.loss_and_gradient()
+        # Rank-local on purpose: no collective inside a product.
+        first = self._local_loss_and_gradient()
         second = self._fresh_loss_and_gradient()
         rtol = float(torch.finfo(self.dtype).eps) ** 0.5
         for what, a, b in (("loss", first[0], second[0]), ("gradient", first[1], second[1])):
@@ -517,6 +635,9 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
 
     def _fresh_loss_and_gradient(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and flat gradient from plain first-order autograd (works for every model)."""
+        if not self._chunks:  # an empty shard of data-parallel data contributes zero
+            zero = self._params[0].new_zeros(())
+            return zero, self._params[0].new_zeros(sum(self._numels))
         loss_total = None
         gradient_total = None
         for chunk in self._chunks:
@@ -534,23 +655,30 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         assert loss_total is not None and gradient_total is not None
         return loss_total, gradient_total
 
-    def _set_data(self, data: Any) -> None:
-        chunks = make_chunks(data, self._microbatch_size, self._params[0].device)
-        whole = make_chunks(data, None, self._params[0].device) if self._microbatch_size else chunks
+    def _set_local_data(self, data: Any) -> None:
+        """Take this rank's data (the whole data without a group); weights are local shares."""
+        device, empty = self._params[0].device, self._group is not None
+        chunks = make_chunks(data, self._microbatch_size, device, allow_empty=empty)
+        whole = (
+            make_chunks(data, None, device, allow_empty=empty) if self._microbatch_size else chunks
+        )
         self._splits_batches = len(chunks) > len(whole)
         data_tensors = {}
         for chunk in chunks:
             for tensor in (chunk.inputs, chunk.targets):
                 data_tensors.setdefault(id(tensor), tensor)
-        self._validate_first(chunks[0])
+        if chunks:
+            self._validate_first(chunks[0])
         self._chunks = chunks
         self._data_tensors = list(data_tensors.values())
         self._n_samples = sum(int(chunk.inputs.shape[0]) for chunk in chunks)
+        self._n_local_samples = self._n_samples
         self._tracked = [*self._model_tensors, *self._data_tensors]
         self._cached = type(self)._cached and self._microbatch_size is None
         self._states = None
         self._key = None
         self._gradient_cache = None
+        self._local_gradient_cache = None
 
     def _validate_first(self, chunk: Chunk) -> None:
         """Evaluate the loss once on the first chunk for early, clear errors."""

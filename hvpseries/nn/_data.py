@@ -38,8 +38,15 @@ def _is_single_batch(data: Any) -> bool:
     )
 
 
-def make_chunks(data: Any, microbatch_size: int | None, device: torch.device) -> list[Chunk]:
-    """Validate ``data`` (one batch or an iterable of batches) and split it into chunks."""
+def make_chunks(
+    data: Any, microbatch_size: int | None, device: torch.device, *, allow_empty: bool = False
+) -> list[Chunk]:
+    """Validate ``data`` (one batch or an iterable of batches) and split it into chunks.
+
+    The weights are shares of the samples in ``data``. With ``allow_empty`` (one rank's shard
+    of data-parallel data), empty batches and an empty iterable give no chunks instead of an
+    error.
+    """
     if _is_single_batch(data):
         batches = [tuple(data)]
     elif isinstance(data, torch.Tensor) or not isinstance(data, Iterable):
@@ -50,7 +57,7 @@ def make_chunks(data: Any, microbatch_size: int | None, device: torch.device) ->
         raise TypeError(message)
     else:
         batches = list(data)
-        if not batches:
+        if not batches and not allow_empty:
             message = "data holds no batches; pass (inputs, targets) or a non-empty iterable"
             raise ValueError(message)
     sizes = []
@@ -75,8 +82,11 @@ def make_chunks(data: Any, microbatch_size: int | None, device: torch.device) ->
                 f"{tuple(targets.shape)}); the leading dimension is the batch and must agree"
             )
             raise ValueError(message)
-        if inputs.shape[0] == 0:
-            message = f"batch {index} is empty (0 samples)"
+        if inputs.shape[0] == 0 and not allow_empty:
+            message = (
+                f"batch {index} is empty (0 samples); only a rank's shard of data-parallel "
+                "data may be empty"
+            )
             raise ValueError(message)
         for name, tensor in (("inputs", inputs), ("targets", targets)):
             if tensor.device != device:
@@ -89,6 +99,8 @@ def make_chunks(data: Any, microbatch_size: int | None, device: torch.device) ->
     total = sum(sizes)
     chunks = []
     for (inputs, targets), size in zip(batches, sizes, strict=True):
+        if size == 0:
+            continue
         step = size if microbatch_size is None else microbatch_size
         for start in range(0, size, step):
             piece_inputs = inputs[start : start + step]

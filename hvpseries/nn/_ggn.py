@@ -19,8 +19,8 @@ class GGNOperator(CurvatureOperator):
     r"""The generalised Gauss-Newton matrix :math:`J^T H_L J` of a model's mean loss.
 
     Same interface as :class:`HessianOperator` (flat parameter vectors, ``params``,
-    ``microbatch_size``, ``check_deterministic``, :meth:`gradient`, :meth:`update`,
-    :meth:`release`), tagged positive semi-definite.
+    ``microbatch_size``, ``check_deterministic``, ``process_group``, :meth:`gradient`,
+    :meth:`update`, :meth:`release`), tagged positive semi-definite.
 
     Parameters
     ----------
@@ -38,6 +38,13 @@ class GGNOperator(CurvatureOperator):
         Evaluate batches in pieces of at most this many samples, without caching.
     check_deterministic : bool, optional
         Raise if two evaluations of the loss at the same parameters differ.
+    process_group : torch.distributed.ProcessGroup, None or False, optional
+        Data parallelism (see :class:`HessianOperator`). ``None`` (default): the group of a
+        ``DistributedDataParallel`` model if one is given, else the default group if
+        ``torch.distributed`` is initialised, else none; ``False``: a local operator even
+        inside an initialised group; a group: reduce over that group. Each rank passes its own
+        shard of the data; products, :meth:`gradient` and :meth:`loss_and_gradient` are then
+        of the mean loss over the samples of all ranks.
 
     Raises
     ------
@@ -61,6 +68,10 @@ class GGNOperator(CurvatureOperator):
     :math:`J v` (as the derivative of :math:`J^T u` with respect to :math:`u`), :math:`H J v`
     and :math:`J^T (H J v)`. The same buffer and train/eval rules as for
     :class:`HessianOperator` apply.
+
+    With a process group, the data parallelism of :class:`HessianOperator` applies
+    unchanged: the sum over ranks of :math:`J_j^T H_j J_j` with batch weights :math:`n_j / N`,
+    one all-reduce per product, identical on every rank.
 
     Examples
     --------
@@ -86,6 +97,7 @@ class GGNOperator(CurvatureOperator):
         params: Iterable[str | torch.Tensor] | None = None,
         microbatch_size: int | None = None,
         check_deterministic: bool = False,
+        process_group: Any = None,
     ) -> None:
         super().__init__(
             model,
@@ -95,6 +107,7 @@ class GGNOperator(CurvatureOperator):
             microbatch_size=microbatch_size,
             check_deterministic=check_deterministic,
             psd=True,
+            process_group=process_group,
         )
 
     def _outputs(self, inputs: torch.Tensor) -> Any:

@@ -69,6 +69,13 @@ class HessianOperator(CurvatureOperator):
     check_deterministic : bool, optional
         At each new parameter point, evaluate the loss and gradient twice and raise if they
         differ (random layers such as Dropout in training mode). Default ``False``.
+    process_group : torch.distributed.ProcessGroup, None or False, optional
+        Data parallelism (see Notes). ``None`` (default): the group of a
+        ``DistributedDataParallel`` model if one is given, else the default group if
+        ``torch.distributed`` is initialised, else none; ``False``: a local operator even
+        inside an initialised group; a group: reduce over that group. Each rank passes its own
+        shard of the data; products, :meth:`gradient` and :meth:`loss_and_gradient` are then
+        of the mean loss over the samples of all ranks.
 
     Attributes
     ----------
@@ -78,14 +85,23 @@ class HessianOperator(CurvatureOperator):
         The selected parameters, in the order of the flat vectors.
     cached_nbytes : int
         Memory held by the cached linearisation.
+    process_group : ProcessGroup or None
+        The group results are reduced over (``None``: local).
+    n_samples, n_local_samples : int
+        Samples over all ranks, and on this rank.
 
     Raises
     ------
     ValueError
         If the model has no trainable parameters, the data has the wrong structure or shape,
-        the model cannot be evaluated on it, or ``loss_fn`` does not return a scalar.
+        the model cannot be evaluated on it, or ``loss_fn`` does not return a scalar; with a
+        process group, also if the ranks disagree on the parameters (number, shapes, dtype or
+        values) or every rank's shard is empty. This is raised on every rank.
     TypeError
         If an argument has the wrong type.
+    RuntimeError
+        With a process group, on every rank whose own construction succeeded when another
+        rank's failed (that rank raises its own error).
 
     Notes
     -----
@@ -119,6 +135,36 @@ class HessianOperator(CurvatureOperator):
     (:meth:`matmat`) is processed in one batched call (``torch.func.vmap`` or autograd's
     batched gradients) where torch can, column by column otherwise.
 
+    **Data parallelism.** With a process group of :math:`R` ranks, rank :math:`r` holding
+    batches of :math:`N_r` samples, the loss is the mean over all :math:`N = \sum_r N_r`
+    samples: every local batch is weighted by :math:`n_j / N`, each rank computes its share
+    (zero for an empty shard, which is allowed) and the shares are summed. The construction
+    all-gathers a few numbers per rank once (the global sample count, and a check that all
+    ranks have the same parameter count, shapes, dtype and values, raising a ``ValueError``
+    that names the ranks that differ); :meth:`update` with new data all-reduces the sample
+    counts once. After that, each :meth:`matvec` is exactly one all-reduce of the result, a
+    :meth:`matmat` of :math:`k` vectors one all-reduce of the :math:`n \times k` block, and
+    :meth:`loss_and_gradient` (or :meth:`gradient`) one all-reduce of :math:`n + 1` numbers
+    (cached at a parameter point). An all-reduce returns the same sum on every rank and
+    nothing rank-local follows it, so all ranks get bit-identical results; they must call the
+    same methods in the same order with identical vectors (as a solver or optimizer running
+    on every rank does). The parameters' device must suit the group's backend (gloo: CPU;
+    NCCL: CUDA). Train-mode BatchNorm normalises with each rank's batch statistics, as with
+    ``DistributedDataParallel``. A ``DistributedDataParallel`` model is unwrapped: the
+    operator differentiates ``model.module`` (whose parameters the wrapper shares) and
+    reduces itself, since the wrapper's hooks expect a plain forward and backward; with
+    ``process_group=None`` it uses the wrapper's group. Build operators on every rank of the
+    group: one built on one rank only (for example rank 0 alone) waits for the others until
+    the group's timeout; pass ``process_group=False`` for a local operator.
+
+    **Failures across ranks.** An error during construction or :meth:`update` on one rank
+    is raised on every rank (the others raise ``RuntimeError`` naming it). An error during a
+    product on one rank (out of memory, a non-finite check) stops that rank before its
+    all-reduce; the other ranks then wait in theirs until the process group's timeout and
+    raise there. Set ``timeout=`` in ``torch.distributed.init_process_group`` to bound that
+    wait (the NCCL default is long). ``check_deterministic`` checks each rank's share on its
+    own.
+
     Examples
     --------
     >>> import torch
@@ -150,6 +196,7 @@ class HessianOperator(CurvatureOperator):
         mode: str = "auto",
         microbatch_size: int | None = None,
         check_deterministic: bool = False,
+        process_group: Any = None,
     ) -> None:
         if mode not in MODES:
             message = f"mode must be one of {MODES}, got {mode!r}"
@@ -165,6 +212,7 @@ class HessianOperator(CurvatureOperator):
             microbatch_size=microbatch_size,
             check_deterministic=check_deterministic,
             psd=None,
+            process_group=process_group,
         )
 
     @property
@@ -211,7 +259,7 @@ class HessianOperator(CurvatureOperator):
                     for parts in zip(*(state[3] for state in self._states), strict=True)
                 ]
             )
-            self._gradient_cache = (self._state(), loss, gradient)
+            self._local_gradient_cache = (self._state(), loss, gradient)
         if self._mode == "finite-difference":
             norms = torch.stack([torch.linalg.vector_norm(p.detach()) for p in self._params])
             self._param_norm = float(torch.linalg.vector_norm(norms))

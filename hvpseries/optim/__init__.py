@@ -5,11 +5,21 @@
   accurate directions);
 - :class:`ExactSFN`: the exact step from a dense Hessian, for small models and as a reference.
 
-All take ``step(closure)`` like :class:`torch.optim.LBFGS` and need PyTorch.
+All take ``step(closure)`` like :class:`torch.optim.LBFGS` and need PyTorch; built with
+``from_model`` they run data-parallel over a ``torch.distributed`` process group.
+:class:`LocalClosureWarning` says that a closure step inside such a group is local.
 """
 
+from ._base import LocalClosureWarning
 from ._exact_sfn import ExactSFN
 from ._krylov_sfn import KrylovSFN
 from ._series_sfn import SeriesSFN
 
-__all__ = ["ExactSFN", "KrylovSFN", "SeriesSFN"]
+__all__ = [
+    # optimizers
+    "ExactSFN",
+    "KrylovSFN",
+    "SeriesSFN",
+    # warnings
+    "LocalClosureWarning",
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import math
 import numbers
+import sys
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,7 +23,50 @@ from .._linear_operator import LinearOperator
 from .._result import Status
 from ._closure_hessian import evaluate_closure, flatten, hessian_of_closure, unflatten_into
 
-__all__ = ["SaddleFreeNewton"]
+__all__ = ["LocalClosureWarning", "SaddleFreeNewton"]
+
+
+class LocalClosureWarning(RuntimeWarning):
+    """A closure step ran inside an initialised ``torch.distributed`` group of several ranks.
+
+    ``step(closure)`` differentiates the closure's loss on this rank only: nothing is
+    synchronised, and the ranks' parameters drift apart if their data differ. For data
+    parallelism build the optimizer with ``from_model(model, loss_fn)``, whose products,
+    gradient and loss are reduced over the group. Issued once per optimizer; silence it with
+    ``warnings.filterwarnings("ignore", category=LocalClosureWarning)`` if purely local
+    optimisation on each rank is intended.
+
+    Examples
+    --------
+    >>> from hvpseries.optim import LocalClosureWarning
+    >>> issubclass(LocalClosureWarning, RuntimeWarning)
+    True
+    """
+
+
+def _caller_stacklevel() -> int:
+    """Return the ``stacklevel`` of the first caller outside hvpseries and torch.
+
+    ``step`` is wrapped by torch (``no_grad``, the optimizer's hooks), so a fixed level would
+    point into torch.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        ("hvpseries.", "torch.")
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _several_ranks() -> int:
+    """Return the size of the default process group if initialised with several ranks, else 0."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_world_size()
+    return 0
 
 
 def _check_number(value: Any, name: str, *, low: float, low_inclusive: bool = True) -> float:
@@ -124,6 +168,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             raise TypeError(message)
         self._curvature_factory: Callable[[Any], LinearOperator] | None = None
         self._curvature: Any = None
+        self._warned_local = False
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add the (only) parameter group; a second one is refused.
@@ -277,6 +322,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                     f"optimizers built with {name}.from_model"
                 )
                 raise ValueError(message)
+            self._warn_if_distributed()
             loss = evaluate_closure(closure)
             if not torch.isfinite(loss):
                 return loss.detach(), torch.zeros(0), None  # type: ignore[return-value]
@@ -295,6 +341,20 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         loss, gradient = self._curvature.loss_and_gradient()
         return loss.detach(), gradient, self._curvature
 
+    def _warn_if_distributed(self) -> None:
+        ranks = _several_ranks()
+        if ranks and not self._warned_local:
+            self._warned_local = True
+            name = type(self).__name__
+            message = (
+                f"{name}.step(closure) runs inside an initialised torch.distributed group of "
+                f"{ranks} ranks but differentiates this rank's closure only: steps are not "
+                f"synchronised across ranks. For data parallelism build the optimizer with "
+                f"{name}.from_model(model, loss_fn) and pass each rank's shard as "
+                "step(data=...); filter LocalClosureWarning if local steps are intended"
+            )
+            warnings.warn(message, LocalClosureWarning, stacklevel=_caller_stacklevel())
+
     def _loss_after_step(self, closure: Callable[[], Any] | None) -> torch.Tensor:
         if self._curvature is None:
             return evaluate_closure(closure).detach()
@@ -308,6 +368,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         *,
         mode: str = "auto",
         microbatch_size: int | None = None,
+        process_group: Any = None,
         **options: Any,
     ) -> SaddleFreeNewton:
         """Build the optimizer for a model, with HVPs from :class:`hvpseries.nn.HessianOperator`.
@@ -316,6 +377,20 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         operator gives the exact Hessian of the batch's mean loss (BatchNorm in train mode
         included, running statistics untouched), chooses the fastest working HVP ``mode`` and
         can split the batch (``microbatch_size``). ``options`` are the optimizer's own.
+
+        **Data parallelism.** ``process_group`` goes to the operator (see
+        :class:`hvpseries.nn.HessianOperator`): by default the group of a
+        ``DistributedDataParallel`` model, else the initialised default group, else none;
+        ``False`` for a local optimizer. Every rank then calls ``step(data=shard)`` with its
+        own shard: the loss, gradient and every HVP are of the mean loss over all ranks'
+        samples, each one all-reduce, identical on every rank. The rest of the step (the
+        direction solve, the learning rate, the damping update and the rejection test) is
+        computed on every rank from those identical numbers by the same deterministic code,
+        without random numbers, so the ranks end every step with bit-identical parameters
+        (given identical starting parameters, which the operator checks, and the same
+        hardware and thread settings on every rank). A step costs ``1 + (number of HVPs) + 1``
+        all-reduces of about ``n`` numbers (gradient, products, loss after the step) and one
+        of two numbers (the sample counts of the new shard).
 
         Examples
         --------
@@ -334,7 +409,14 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         optimizer = cls(params, **options)
 
         def factory(data: Any) -> LinearOperator:
-            return HessianOperator(model, loss_fn, data, mode=mode, microbatch_size=microbatch_size)
+            return HessianOperator(
+                model,
+                loss_fn,
+                data,
+                mode=mode,
+                microbatch_size=microbatch_size,
+                process_group=process_group,
+            )
 
         optimizer._curvature_factory = factory
         return optimizer

@@ -177,3 +177,28 @@ def test_missing_torch_gives_install_hint():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "pip install hvpseries[torch]" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("operator", OPERATORS)
+@pytest.mark.parametrize("group", [True, "world", 0])
+def test_bad_process_group(case, operator, group):
+    with pytest.raises(TypeError, match=rf"process_group must be .* got {group!r}"):
+        operator(case.model, case.loss_fn, case.data, process_group=group)
+
+
+@pytest.mark.parametrize("operator", OPERATORS)
+@pytest.mark.parametrize("group", [None, False])
+def test_no_process_group_is_local(case, operator, group):
+    # torch.distributed is not initialised in the test process: both mean a local operator.
+    H = operator(case.model, case.loss_fn, case.data, process_group=group)
+    assert H.process_group is None
+    assert H.n_samples == H.n_local_samples == case.data[0].shape[0]
+    local = operator(case.model, case.loss_fn, case.data)
+    v = random_vectors(H.shape[0])
+    assert torch.equal(H @ v, local @ v)
+
+
+def test_an_empty_batch_is_refused_without_a_process_group(case):
+    inputs, targets = case.data
+    with pytest.raises(ValueError, match="only a rank's shard of data-parallel data"):
+        HessianOperator(case.model, case.loss_fn, (inputs[:0], targets[:0]), process_group=False)
