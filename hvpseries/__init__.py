@@ -4,6 +4,10 @@ Operators
     :class:`LinearOperator` and its constructors: :func:`aslinearoperator`,
     :class:`MatrixOperator`, :class:`FunctionOperator`, :class:`DiagonalOperator`,
     :class:`IdentityOperator`, and :class:`CountingOperator` to count matvecs.
+Vector spaces
+    :class:`VectorSpace`, the inner products and norms every solver takes from its operator,
+    and :class:`DistributedOperator`, whose vectors are row-sharded over a
+    ``torch.distributed`` group (PyTorch imported when one is built).
 Results
     :class:`SolveResult`, :class:`Status`, :class:`ConvergenceError`, shared by every solver.
 Matrix functions (front end)
@@ -24,6 +28,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import acceleration, krylov, series
 from ._conversion import aslinearoperator
 from ._counting import CountingOperator
+from ._distributed import DistributedOperator
 from ._elementary import DiagonalOperator, IdentityOperator
 from ._front_end import abs_inv, funm, inv_sqrt, sign, solve, sqrt
 from ._function_operator import FunctionOperator
@@ -31,6 +36,7 @@ from ._linear_operator import LinearOperator
 from ._matrix_operator import MatrixOperator
 from ._result import ConvergenceError, SolveResult, Status
 from ._spectral import power_iteration, spectral_bounds
+from ._vector_space import VectorSpace
 
 try:
     __version__ = version("hvpseries")
@@ -46,6 +52,9 @@ __all__ = [
     "LinearOperator",
     "MatrixOperator",
     "aslinearoperator",
+    # vector spaces
+    "DistributedOperator",
+    "VectorSpace",
     # matrix functions
     "abs_inv",
     "funm",

@@ -34,6 +34,13 @@ def _check_compatible(left: LinearOperator, right: LinearOperator, symbol: str) 
     if not same_device(left.device, right.device):
         message = f"cannot form A {symbol} B with A on device {left.device} and B on {right.device}"
         raise ValueError(message)
+    if left.vector_space != right.vector_space:
+        message = (
+            f"cannot form A {symbol} B from operators on different vector spaces "
+            f"({left.vector_space!r} and {right.vector_space!r}), e.g. row-sharded and local "
+            "vectors; build both on the same space (for A + c I use A.shift(c))"
+        )
+        raise ValueError(message)
 
 
 def _check_same_precision(left: LinearOperator, right: LinearOperator, symbol: str) -> None:
@@ -100,6 +107,7 @@ class SumOperator(LinearOperator):
             left.xp.result_type(left.dtype, right.dtype),
             xp=left.xp,
             device=left.device,
+            vector_space=left.vector_space,
             symmetric=symmetric,
             psd=True if (left.psd and right.psd) else None,
         )
@@ -132,6 +140,7 @@ class ScaledOperator(LinearOperator):
             _scaled_dtype(operator, scalar),
             xp=operator.xp,
             device=operator.device,
+            vector_space=operator.vector_space,
             symmetric=operator.symmetric if real else None,
             psd=True if (operator.psd and _is_nonnegative_real(scalar)) else None,
         )
@@ -164,6 +173,7 @@ class ShiftedOperator(LinearOperator):
             _scaled_dtype(operator, shift),
             xp=operator.xp,
             device=operator.device,
+            vector_space=operator.vector_space,
             symmetric=operator.symmetric if real else None,
             psd=True if (operator.psd and _is_nonnegative_real(shift)) else None,
         )
@@ -201,6 +211,7 @@ class ProductOperator(LinearOperator):
             left.xp.result_type(left.dtype, right.dtype),
             xp=left.xp,
             device=left.device,
+            vector_space=left.vector_space,
             symmetric=True if gram else None,
             psd=True if gram else None,
         )
@@ -245,6 +256,7 @@ class PowerOperator(LinearOperator):
             operator.dtype,
             xp=operator.xp,
             device=operator.device,
+            vector_space=operator.vector_space,
             symmetric=True if (power == 0 or operator.symmetric) else None,
             psd=True if (power == 0 or operator.psd or (even and operator.symmetric)) else None,
         )
@@ -282,6 +294,7 @@ class AdjointOperator(LinearOperator):
             operator.dtype,
             xp=operator.xp,
             device=operator.device,
+            vector_space=operator.vector_space,
             symmetric=operator.symmetric,
             psd=operator.psd,
         )
@@ -309,7 +322,12 @@ class TransposeOperator(LinearOperator):
     def __init__(self, operator: LinearOperator) -> None:
         m, n = operator.shape
         super().__init__(
-            (n, m), operator.dtype, xp=operator.xp, device=operator.device, symmetric=None
+            (n, m),
+            operator.dtype,
+            xp=operator.xp,
+            device=operator.device,
+            symmetric=None,
+            vector_space=operator.vector_space,
         )
         self.operator = operator
 

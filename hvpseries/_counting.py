@@ -18,7 +18,7 @@ class CountingOperator(LinearOperator):
     Parameters
     ----------
     operator : LinearOperator
-        The operator to wrap; its tags, library and device are kept.
+        The operator to wrap; its tags, library, device and vector space are kept.
 
     Examples
     --------
@@ -45,6 +45,7 @@ class CountingOperator(LinearOperator):
             device=operator.device,
             symmetric=operator.symmetric,
             psd=operator.psd,
+            vector_space=operator.vector_space,
         )
         self.operator = operator
         self.n_matvec = 0

@@ -110,8 +110,9 @@ def _dense_funm(
     coefficients = coefficients * (scale[:, None] if b.ndim == 2 else scale)
     x = xp.matmul(vectors, coefficients)
     finite = bool(np.all(np.isfinite(values))) and all_finite(xp, x)
-    b_norms = host_values(xp.reshape(xp.linalg.vector_norm(b, axis=0), (-1,)))
-    x_norms = host_values(xp.reshape(xp.linalg.vector_norm(x, axis=0), (-1,)))
+    space = operator.vector_space
+    b_norms = host_values(xp.reshape(space.norm(b), (-1,)))
+    x_norms = host_values(xp.reshape(space.norm(x), (-1,)))
     estimate = sensitivity * b_norms
     if not finite:
         status = Status.NONFINITE

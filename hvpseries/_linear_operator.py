@@ -18,6 +18,7 @@ from ._array_api import (
     is_numpy,
     same_device,
 )
+from ._vector_space import VectorSpace
 
 __all__ = ["LinearOperator"]
 
@@ -46,6 +47,10 @@ class LinearOperator:
     psd : bool or None
         ``True`` if the operator is symmetric positive semi-definite, ``False`` if known not to
         be, ``None`` (default) if unknown. ``psd=True`` implies ``symmetric=True``.
+    vector_space : VectorSpace, optional
+        The inner product of the vectors the operator acts on, used by every solver for its
+        inner products and norms (see :class:`VectorSpace`). Defaults to the local Euclidean
+        space of ``xp``; operators built by the algebra below inherit their operands' space.
 
     Notes
     -----
@@ -79,6 +84,7 @@ class LinearOperator:
         device: Any,
         symmetric: bool | None = None,
         psd: bool | None = None,
+        vector_space: VectorSpace | None = None,
     ) -> None:
         if type(self)._matmat is LinearOperator._matmat and (
             type(self)._matvec is LinearOperator._matvec
@@ -92,12 +98,37 @@ class LinearOperator:
         self._xp = xp
         self._device = device
         self._symmetric, self._psd = _checked_tags(self._shape, symmetric, psd)
+        if vector_space is None:
+            vector_space = VectorSpace(xp)
+        elif not isinstance(vector_space, VectorSpace):
+            message = (
+                f"vector_space must be a hvpseries.VectorSpace, got {type(vector_space).__name__}"
+            )
+            raise TypeError(message)
+        self._vector_space = vector_space
 
     # ------------------------------------------------------------------ description
     @property
     def shape(self) -> tuple[int, int]:
         """The shape ``(m, n)`` of the matrix."""
         return self._shape
+
+    @property
+    def global_shape(self) -> tuple[int, int]:
+        """The shape of the whole matrix when the vectors are split over processes.
+
+        Equal to :attr:`shape` for operators on local vectors; for a
+        :class:`DistributedOperator`, :attr:`shape` is the local shape seen by the arrays and
+        ``global_shape`` that of the whole operator. Size-dependent defaults of the solvers
+        (``maxiter = 10 n``, ...) use it, so that every process takes the same decisions.
+        """
+        space = self._vector_space
+        return space.global_length(self._shape[0]), space.global_length(self._shape[1])
+
+    @property
+    def vector_space(self) -> VectorSpace:
+        """The :class:`VectorSpace` whose inner products and norms the solvers use."""
+        return self._vector_space
 
     @property
     def ndim(self) -> int:

@@ -66,9 +66,11 @@ def _check_seed(seed: Any) -> None:
 
 def _random_start(operator: LinearOperator, seed: int) -> Any:
     # Generated with NumPy on the host (array_api_strict has no random module) and moved to
-    # the operator's device once.
+    # the operator's device once. The whole vector is drawn and the space keeps its own rows,
+    # so that row-sharded vectors form the same start vector as a single process.
     rng = np.random.default_rng(seed)
-    vector = rng.standard_normal(operator.shape[0])
+    space = operator.vector_space
+    vector = space.shard(rng.standard_normal(operator.global_shape[0]))
     return operator.xp.asarray(vector, dtype=operator.dtype, device=operator.device)
 
 
@@ -147,7 +149,7 @@ def spectral_bounds(A: Any, *, num_matvecs: int = 20, seed: int = 0) -> Spectral
     require_not_nonsymmetric(operator, "spectral_bounds")
     check_positive_int(num_matvecs, "num_matvecs")
     _check_seed(seed)
-    n = operator.shape[0]
+    n = operator.global_shape[0]
     if n == 0:
         message = "spectral_bounds needs a non-empty operator (got shape (0, 0))"
         raise ValueError(message)
@@ -267,8 +269,8 @@ def power_iteration(
         if v.ndim != 1:
             message = f"v0 must be a vector of shape (n,), got {tuple(v.shape)}"
             raise ValueError(message)
-    xp = operator.xp
-    norm = float(xp.linalg.vector_norm(v))
+    space = operator.vector_space
+    norm = float(space.norm(v))
     if norm == 0.0 or not math.isfinite(norm):
         message = f"the start vector must be nonzero and finite, its norm is {norm}"
         raise ValueError(message)
@@ -278,9 +280,9 @@ def power_iteration(
     for _ in range(maxiter):
         w = operator._matvec(v)
         n_matvec += 1
-        theta = float(xp.vecdot(v, w))
-        residual = float(xp.linalg.vector_norm(w - theta * v))
-        w_norm = float(xp.linalg.vector_norm(w))
+        theta = float(space.inner(v, w))
+        residual = float(space.norm(w - theta * v))
+        w_norm = float(space.norm(w))
         if residual <= rtol * abs(theta) or w_norm == 0.0 or not math.isfinite(w_norm):
             converged = w_norm > 0.0 and math.isfinite(w_norm)
             break

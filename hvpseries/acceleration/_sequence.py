@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import Any
 
 from .._array_api import array_namespace, check_floating_dtype, is_array, numpy_namespace
+from .._vector_space import VectorSpace
 
 __all__ = ["as_elements", "finish", "is_complex", "norms_squared"]
 
@@ -74,10 +75,17 @@ def is_complex(xp: ModuleType, x: Any) -> bool:
     return bool(xp.isdtype(x.dtype, "complex floating"))
 
 
-def norms_squared(xp: ModuleType, x: Any) -> Any:
-    """Squared 2-norms: of a vector (0-d result), of each column of a block, or ``|x|^2``."""
+def norms_squared(xp: ModuleType, x: Any, space: VectorSpace | None = None) -> Any:
+    """Squared 2-norms: of a vector (0-d result), of each column of a block, or ``|x|^2``.
+
+    With a ``space`` (an operator's :class:`~hvpseries.VectorSpace`) the norms of vectors and
+    blocks are that space's (one reduction).
+    """
     if x.ndim == 0:
         return xp.real(xp.conj(x) * x) if is_complex(xp, x) else x * x
+    if space is not None:
+        squares = space.inner(x, x)
+        return xp.real(squares) if is_complex(xp, x) else squares
     # vecdot conjugates its first argument; the axis is negative for array_api_strict
     squares = xp.vecdot(x, x, axis=-x.ndim)
     return xp.real(squares) if is_complex(xp, x) else squares

@@ -6,6 +6,7 @@ from types import ModuleType
 from typing import Any
 
 from .._validation import check_positive_int
+from .._vector_space import VectorSpace
 from ._sequence import as_elements, finish, is_complex, norms_squared
 
 __all__ = ["wynn_epsilon"]
@@ -121,8 +122,12 @@ def epsilon_table(
     *,
     inverse: str = "samelson",
     modifier: str | None = None,
+    space: VectorSpace | None = None,
 ) -> tuple[Any, Any]:
     """Run the epsilon table on exactly ``2 * order + 1`` entries; no input checks.
+
+    The Samelson inverse of vectors uses the squared norms of ``space`` (an operator's
+    :class:`~hvpseries.VectorSpace`; the local Euclidean norm if None).
 
     Returns ``(estimate, bad)``. Where a zero difference made a column undefined (typically
     because a lower order already reached the limit exactly), the estimate is the latest
@@ -139,7 +144,7 @@ def epsilon_table(
         new = []
         for m in range(len(current) - 1):
             difference = current[m + 1] - current[m]
-            denominator = norms_squared(xp, difference) if vector else difference
+            denominator = norms_squared(xp, difference, space) if vector else difference
             zero = denominator == 0
             bad = zero if bad is None else xp.logical_or(bad, zero)
             safe = xp.where(zero, xp.ones_like(denominator), denominator)

@@ -26,6 +26,7 @@ from .._validation import (
     prepare_system,
     require_not_nonsymmetric,
 )
+from .._vector_space import VectorSpace
 
 __all__ = ["cg"]
 
@@ -60,19 +61,17 @@ def real_part(xp: Any, values: Any) -> Any:
     return xp.real(values) if is_complex_dtype(xp, values.dtype) else values
 
 
-def column_dots(xp: Any, left: Any, right: Any) -> Any:
-    """Return the per-column inner products ``left[:, j]^H right[:, j]`` (real part), ``(k,)``."""
-    if is_complex_dtype(xp, left.dtype):
-        left = xp.conj(left)
-    if left.shape[1] == 1:
-        # one column: a (1, n) @ (n, 1) product is a single BLAS dot, without temporaries
-        return real_part(xp, xp.reshape(xp.matrix_transpose(left) @ right, (1,)))
-    return real_part(xp, xp.sum(left * right, axis=0))
+def column_dots(space: VectorSpace, left: Any, right: Any) -> Any:
+    """Return the per-column inner products ``left[:, j]^H right[:, j]`` (real part), ``(k,)``.
+
+    One call of ``space.inner`` for all columns (one reduction for a distributed space).
+    """
+    return real_part(space.xp, space.inner(left, right))
 
 
-def column_norms(xp: Any, block: Any) -> Any:
-    """Euclidean norms of the columns of ``block``, shape ``(k,)``."""
-    return xp.linalg.vector_norm(block, axis=0)
+def column_norms(space: VectorSpace, block: Any) -> Any:
+    """Euclidean norms of the columns of ``block`` in ``space``, shape ``(k,)``."""
+    return space.norm(block)
 
 
 def take_columns(xp: Any, block: Any, positions: list[int], axis: int = -1) -> Any:
@@ -153,9 +152,9 @@ def prepare_linear_system(
             )
             raise ValueError(message)
         require_not_nonsymmetric(preconditioner, f"{method} (preconditioner M)")
-    rhs_norms = to_host(xp, column_norms(xp, rhs))
+    rhs_norms = to_host(xp, column_norms(operator.vector_space, rhs))
     tol = np.maximum(rtol * rhs_norms, atol)
-    n = operator.shape[0]
+    n = operator.global_shape[0]
     return LinearSystem(
         operator=operator,
         rhs=rhs,
@@ -326,6 +325,7 @@ def cg(
 def _cg(system: LinearSystem, *, callback: Any, throw: bool) -> SolveResult:
     xp = system.xp
     operator = system.operator
+    space = operator.vector_space
     precondition = system.preconditioner._matmat if system.preconditioner is not None else None
     k = system.rhs.shape[1]
     book = ColumnBook(k)
@@ -340,7 +340,7 @@ def _cg(system: LinearSystem, *, callback: Any, throw: bool) -> SolveResult:
         R = B - operator._matmat(X)
         n_matvec += k
     tol = system.tol.copy()
-    rnorm = to_host(xp, column_norms(xp, R))
+    rnorm = to_host(xp, column_norms(space, R))
     checked_once = system.x0 is not None  # with x0 the initial residual is a true residual
     last_true = np.full(k, np.inf)
 
@@ -362,7 +362,7 @@ def _cg(system: LinearSystem, *, callback: Any, throw: bool) -> SolveResult:
         return make_result(system, book, X, n_matvec=n_matvec, n_iter=0, info={}, throw=throw)
 
     Z = precondition(R) if precondition is not None else R
-    rho = column_dots(xp, R, Z)
+    rho = column_dots(space, R, Z)
     P = Z
     n_iter = 0
     n_checks = 0
@@ -371,16 +371,16 @@ def _cg(system: LinearSystem, *, callback: Any, throw: bool) -> SolveResult:
         n_iter = iteration
         Q = operator._matmat(P)
         n_matvec += len(book.active)
-        curvature = column_dots(xp, P, Q)
+        curvature = column_dots(space, P, Q)
         positive = curvature > 0
         alpha = xp.where(positive, rho / xp.where(positive, curvature, 1.0), 0.0)
         X = X + alpha * P
         R = R - alpha * Q
         if precondition is None:
-            rho_next = column_dots(xp, R, R)
+            rho_next = column_dots(space, R, R)
             norms = xp.sqrt(rho_next)  # r^H r >= 0; NaN stays NaN
         else:
-            norms = column_norms(xp, R)
+            norms = column_norms(space, R)
         if tol_device is None:
             tol_device = xp.asarray(tol, dtype=norms.dtype, device=device(norms))
         flags = (norms <= tol_device) | ~positive
@@ -449,10 +449,10 @@ def _cg(system: LinearSystem, *, callback: Any, throw: bool) -> SolveResult:
         if precondition is None:
             Z = R
             if stopped or replaced:
-                rho_next = column_dots(xp, R, R)
+                rho_next = column_dots(space, R, R)
         else:
             Z = precondition(R)
-            rho_next = column_dots(xp, R, Z)
+            rho_next = column_dots(space, R, Z)
             # r^H M r <= 0 with r != 0: the preconditioner is not positive definite
             bad = rho_next <= 0
             if bool(xp.any(bad)):
@@ -499,4 +499,4 @@ def _true_residual(
 ) -> tuple[Any, np.ndarray]:
     """``B - A X`` on the given columns, and its column norms on the host."""
     residual = take_columns(xp, B, positions) - operator._matmat(take_columns(xp, X, positions))
-    return residual, to_host(xp, column_norms(xp, residual))
+    return residual, to_host(xp, column_norms(operator.vector_space, residual))

@@ -183,6 +183,7 @@ def funm_chebyshev(
     operator, b = prepare_system(A, b)
     require_not_nonsymmetric(operator, "funm_chebyshev")
     xp = operator.xp
+    space = operator.vector_space
     vector = b.ndim == 1
     B = xp.reshape(b, (b.shape[0], 1)) if vector else b
     k = B.shape[1]
@@ -194,14 +195,15 @@ def funm_chebyshev(
         final_degree = degree
     else:
         coefficients = _resolved_coefficients(f, (lo, hi), max(rtol, 1e-15), _MIN_NODES)
-        limit = max(10 * operator.shape[0], _DEFAULT_MAX_DEGREE) if maxiter is None else maxiter
+        n = operator.global_shape[0]
+        limit = max(10 * n, _DEFAULT_MAX_DEGREE) if maxiter is None else maxiter
         final_degree = min(coefficients.size - 1, limit)
     # tail[d] = sum_{j > d} |c_j|, plus the last quarter again as an aliasing allowance
     magnitude = np.abs(coefficients)
     aliasing = np.sum(magnitude[3 * magnitude.size // 4 :])
     tail = np.concatenate([np.cumsum(magnitude[::-1])[::-1][1:], [0.0]]) + aliasing
 
-    rhs_norms = to_host(xp, column_norms(xp, B))
+    rhs_norms = to_host(xp, column_norms(space, B))
     scale = 2.0 / (hi - lo)
     center = (hi + lo) / (hi - lo)
 
@@ -231,7 +233,7 @@ def funm_chebyshev(
             callback(Y[:, 0] if vector else Y)
         if d != next_check and d != final_degree:
             continue
-        norms = to_host(xp, xp.concat([column_norms(xp, Y), column_norms(xp, T_current)]))
+        norms = to_host(xp, xp.concat([column_norms(space, Y), column_norms(space, T_current)]))
         y_norms, t_norms = norms[:k], norms[k:]
         if not np.all(np.isfinite(norms)):
             status, reason = Status.NONFINITE, "non-finite values in the iteration"

@@ -186,7 +186,7 @@ def funm_lanczos(
     if callback is not None and not callable(callback):
         message = f"callback must be callable or None, got {callback!r}"
         raise TypeError(message)
-    n = operator.shape[0]
+    n = operator.global_shape[0]
     if maxiter is None:
         maxiter = max(10 * n, 20) if reorthogonalize == "none" else max(2 * n, 20)
     solver = _FunmLanczos(operator, f, rtol, atol, maxiter, reorthogonalize, memory, callback)
@@ -276,7 +276,7 @@ class _FunmLanczos:
 
     def solve(self, b: Any) -> _ColumnOutcome:
         xp = self.operator.xp
-        norm_b = float(xp.linalg.vector_norm(b))
+        norm_b = float(self.operator.vector_space.norm(b))
         if norm_b == 0.0:
             return _ColumnOutcome(
                 x=xp.zeros_like(b),

@@ -11,6 +11,7 @@ import numpy as np
 from .._array_api import dtype_name, epsilon, is_complex_dtype
 from .._linear_operator import LinearOperator
 from .._validation import check_positive_int, prepare_system, require_not_nonsymmetric
+from .._vector_space import VectorSpace
 
 __all__ = ["LanczosDecomposition", "lanczos"]
 
@@ -167,8 +168,7 @@ def lanczos(
     if v.ndim != 1:
         message = f"lanczos needs a single starting vector of shape (n,), got {tuple(v.shape)}"
         raise ValueError(message)
-    xp = operator.xp
-    start_norm = float(xp.linalg.vector_norm(v))
+    start_norm = float(operator.vector_space.norm(v))
     if start_norm == 0.0 or not math.isfinite(start_norm):
         message = f"the starting vector must be nonzero and finite, its norm is {start_norm}"
         raise ValueError(message)
@@ -220,10 +220,15 @@ def _tridiagonal_eigh(alpha: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, n
 
 
 class _Basis:
-    """Lanczos vectors stored in stacked blocks of ``_CHUNK`` rows (each row one vector)."""
+    """Lanczos vectors stored in stacked blocks of ``_CHUNK`` rows (each row one vector).
 
-    def __init__(self, xp: Any) -> None:
+    The coefficients of a projection are inner products, taken in ``space``: one
+    ``space.gram`` call (one reduction) per stored block.
+    """
+
+    def __init__(self, xp: Any, space: VectorSpace) -> None:
         self.xp = xp
+        self.space = space
         self.blocks: list[Any] = []
         self.pending: list[Any] = []
 
@@ -252,7 +257,9 @@ class _Basis:
         for start, block in self._groups():
             if selected is not None and not bool(np.any(selected[start : start + block.shape[0]])):
                 continue
-            w = w - xp.matmul(xp.matmul(block, w), block)
+            # block is Q_block^T (rows are vectors): gram(Q_block, w) = Q_block^T w, no copy
+            coefficients = self.space.gram(xp.matrix_transpose(block), w)
+            w = w - xp.matmul(coefficients, block)
         return w
 
     def combine(self, coefficients: np.ndarray, dtype: Any, device: Any) -> Any:
@@ -291,10 +298,11 @@ class LanczosProcess:
             message = "reorthogonalisation needs the stored basis (use reorthogonalize='none')"
             raise ValueError(message)
         self.xp = operator.xp
+        self.space = operator.vector_space
         self.apply = operator._matvec
         self.mode = reorthogonalize
         self.eps = epsilon(operator.xp, operator.dtype)
-        n = operator.shape[0]
+        n = operator.global_shape[0]
         # Rounding level of a freshly orthogonalised vector (as in PROPACK).
         self.eps1 = math.sqrt(n) * self.eps / 2
         self.alpha: list[float] = []
@@ -302,7 +310,7 @@ class LanczosProcess:
         self.q = q0
         self.q_prev: Any = None
         self.w: Any = None
-        self.basis = _Basis(self.xp) if store else None
+        self.basis = _Basis(self.xp, self.space) if store else None
         if self.basis is not None:
             self.basis.append(q0)
         self.anorm = 0.0
@@ -324,15 +332,15 @@ class LanczosProcess:
         """Extend the recurrence by one step; return ``False`` if it broke down."""
         if self.broke_down:
             return False
-        xp = self.xp
+        space = self.space
         j = len(self.alpha)
         w = self.apply(self.q)
         self.n_matvec += 1
         if j > 0:
             w = w - self.beta[j - 1] * self.q_prev
-        alpha = float(xp.vecdot(self.q, w))
+        alpha = float(space.inner(self.q, w))
         w = w - alpha * self.q
-        beta = float(xp.linalg.vector_norm(w))
+        beta = float(space.norm(w))
         self.alpha.append(alpha)
         previous_beta = self.beta[j - 1] if j > 0 else 0.0
         self.anorm = max(self.anorm, math.sqrt(alpha**2 + previous_beta**2 + beta**2))
@@ -349,7 +357,7 @@ class LanczosProcess:
             self.broke_down = True
             self.breakdown_residual = beta
             self.beta[j] = 0.0
-            self.w = xp.zeros_like(w)
+            self.w = self.xp.zeros_like(w)
             return False
         self.w = w
         self.q_prev, self.q = self.q, w / beta
@@ -368,7 +376,7 @@ class LanczosProcess:
         self.n_reorthogonalizations += 1
         for _ in range(2):
             w = self.basis.project_out(w, selected)
-            new_beta = float(self.xp.linalg.vector_norm(w))
+            new_beta = float(self.space.norm(w))
             removed_little = new_beta > 0.7 * beta
             beta = new_beta
             if removed_little:

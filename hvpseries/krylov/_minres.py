@@ -124,6 +124,7 @@ def minres(
 def _minres(system: LinearSystem, shift: float, *, callback: Any, throw: bool) -> SolveResult:
     xp = system.xp
     operator = system.operator
+    space = operator.vector_space
     preconditioner = system.preconditioner
     k = system.rhs.shape[1]
     book = ColumnBook(k)
@@ -147,8 +148,8 @@ def _minres(system: LinearSystem, shift: float, *, callback: Any, throw: bool) -
         n_matvec += k
     tol = system.tol.copy()
     Y = precondition(R1)
-    beta_squared = column_dots(xp, R1, Y)
-    r_norms = to_host(xp, column_norms(xp, R1))
+    beta_squared = column_dots(space, R1, Y)
+    r_norms = to_host(xp, column_norms(space, R1))
     host_beta_squared = to_host(xp, beta_squared)
 
     # columns that stop before any iteration
@@ -204,12 +205,12 @@ def _minres(system: LinearSystem, shift: float, *, callback: Any, throw: bool) -
         n_matvec += len(book.active)
         previous = old_beta > 0
         Y = Y - xp.where(previous, beta / xp.where(previous, old_beta, 1.0), 0.0) * R1
-        alpha = column_dots(xp, V, Y)
+        alpha = column_dots(space, V, Y)
         Y = Y - (alpha / beta) * R2
         R1, R2 = R2, Y
         Y = precondition(R2)
         old_beta = beta
-        beta_squared = column_dots(xp, R2, Y)
+        beta_squared = column_dots(space, R2, Y)
         beta = xp.sqrt(xp.where(beta_squared > 0, beta_squared, 0.0))
         # apply the previous rotation, then build and apply the new one
         old_epsln = epsln
@@ -269,7 +270,7 @@ def _minres(system: LinearSystem, shift: float, *, callback: Any, throw: bool) -
         if candidates:
             n_checks += 1
             residual = take_columns(xp, B, candidates) - apply(take_columns(xp, X, candidates))
-            true_norms = to_host(xp, column_norms(xp, residual))
+            true_norms = to_host(xp, column_norms(space, residual))
             n_matvec += len(candidates)
             for i, position in enumerate(candidates):
                 if true_norms[i] <= tol[position]:
@@ -303,7 +304,9 @@ def _minres(system: LinearSystem, shift: float, *, callback: Any, throw: bool) -
         if missing:
             residual = take_columns(xp, B, missing) - apply(take_columns(xp, X, missing))
             n_matvec += len(missing)
-            check_norms.update(zip(missing, to_host(xp, column_norms(xp, residual)), strict=True))
+            check_norms.update(
+                zip(missing, to_host(xp, column_norms(space, residual)), strict=True)
+            )
         stopped_residual = [float(check_norms[p]) for p in stopped]
         keep = book.finish(xp, X, stopped, stopped_status, stopped_residual)
         if not book.active:
@@ -323,7 +326,7 @@ def _minres(system: LinearSystem, shift: float, *, callback: Any, throw: bool) -
         positions = list(range(len(book.active)))
         residual = B - apply(X)
         n_matvec += len(positions)
-        final_norms = to_host(xp, column_norms(xp, residual))
+        final_norms = to_host(xp, column_norms(space, residual))
         book.finish(
             xp,
             X,

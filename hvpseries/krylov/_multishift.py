@@ -19,6 +19,7 @@ from .._validation import (
     prepare_system,
     require_not_nonsymmetric,
 )
+from .._vector_space import VectorSpace
 from ._cg import aggregate_status, column_dots, column_norms, take_columns, to_host
 
 __all__ = ["cg_multishift"]
@@ -120,9 +121,9 @@ def cg_multishift(
         return result.raise_for_status() if throw else result
     vector = b.ndim == 1
     B = xp.reshape(b, (b.shape[0], 1)) if vector else b
-    rhs_norms = to_host(xp, column_norms(xp, B))
+    rhs_norms = to_host(xp, column_norms(operator.vector_space, B))
     tol = np.broadcast_to(np.maximum(rtol * rhs_norms, atol), (shift_array.size, B.shape[1]))
-    n = operator.shape[0]
+    n = operator.global_shape[0]
     run = multishift_solve(
         operator._matmat,
         B,
@@ -131,6 +132,7 @@ def cg_multishift(
         maxiter=10 * n if maxiter is None else int(maxiter),
         callback=None if callback is None else (lambda X: callback(X[..., 0] if vector else X)),
         verify=True,
+        space=operator.vector_space,
     )
     x = run.x[..., 0] if vector else run.x
     shift_status = [aggregate_status(list(row)) for row in run.status]
@@ -182,6 +184,7 @@ def multishift_solve(
     ritz_every: int = 0,
     weights: np.ndarray | None = None,
     rhs_weight: float = 0.0,
+    space: VectorSpace | None = None,
 ) -> MultishiftRun:
     """Multi-shift CG on ``apply`` (a ``matmat``) for the block ``B`` (n, k) and all ``shifts``.
 
@@ -190,9 +193,12 @@ def multishift_solve(
     column and ``y_norms`` the norms of ``sum_j weights[j] x_j + rhs_weight b`` per column, both
     refreshed every ``ritz_every`` iterations (``nan`` before the first refresh, or always when
     ``ritz_every`` is 0 or ``weights`` is None). The rational method uses them to set its
-    tolerances from the spectrum and the size of the answer as they are learned.
+    tolerances from the spectrum and the size of the answer as they are learned. Inner products
+    and norms are those of ``space`` (the operator's vector space; local by default).
     """
     xp = array_namespace(B)
+    if space is None:
+        space = VectorSpace(xp)
     n, k = B.shape
     m = shifts.size
     base = float(np.min(shifts))
@@ -208,7 +214,7 @@ def multishift_solve(
     results: dict[tuple[int, int], Any] = {}
     n_apply = 0
 
-    rhs_norms = to_host(xp, column_norms(xp, B))
+    rhs_norms = to_host(xp, column_norms(space, B))
     active_shifts = list(range(m))
     active_columns = list(range(k))
     converged = np.zeros((m, k), dtype=bool)  # indexed by original shift, column
@@ -226,7 +232,7 @@ def multishift_solve(
     X = xp.zeros((m, n, len(active_columns)), dtype=dtype, device=device(B))
     P_shift = xp.stack([R] * m, axis=0) if active_columns else X
     P = R
-    rho = to_host(xp, column_dots(xp, R, R)) if active_columns else np.zeros(0)
+    rho = to_host(xp, column_dots(space, R, R)) if active_columns else np.zeros(0)
     alpha_prev = np.ones(len(active_columns))
     beta_prev = np.zeros(len(active_columns))
     ratio = np.ones((m, len(active_columns)))  # q_i = R_i(-s) / R_{i-1}(-s)
@@ -255,7 +261,7 @@ def multishift_solve(
         n_iter = iteration
         Q = apply_base(P)
         n_apply += len(active_columns)
-        curvature = to_host(xp, column_dots(xp, P, Q))
+        curvature = to_host(xp, column_dots(space, P, Q))
         indefinite = [c for c in range(len(active_columns)) if not curvature[c] > 0]
         alpha = rho / np.where(curvature > 0, curvature, 1.0)
         alpha[indefinite] = 0.0
@@ -270,7 +276,7 @@ def multishift_solve(
         alpha_shift = alpha[None, :] / ratio_next
         X = X + _to_device(xp, alpha_shift, B)[:, None, :] * P_shift
         R = R - _to_device(xp, alpha, B) * Q
-        rho_next = to_host(xp, column_dots(xp, R, R))
+        rho_next = to_host(xp, column_dots(space, R, R))
         beta = rho_next / np.where(rho > 0, rho, 1.0)
         zeta = zeta / ratio_next
         beta_shift = beta[None, :] / (ratio_next * ratio_next)
@@ -289,7 +295,7 @@ def multishift_solve(
             for j in active_columns:
                 ritz_min[j] = _smallest_ritz(diagonal[j], offdiagonal[j]) - base
             if weights is not None:
-                y_norms = _combined_norms(xp, assemble(X), weights, rhs_weight, B)
+                y_norms = _combined_norms(space, assemble(X), weights, rhs_weight, B)
         rho, alpha_prev, beta_prev, ratio = rho_next, alpha, beta, ratio_next
 
         if callback is not None:
@@ -357,14 +363,14 @@ def multishift_solve(
     residual = residual_estimate
     if verify:
         # true residuals of every system: one block matvec over all shifts and columns
+        # (rows, shift, column) layout, so that the m k residual norms are one space.norm call
         flat = xp.reshape(xp.permute_dims(x, (1, 0, 2)), (n, m * k))
         applied = xp.reshape(apply(flat), (n, m, k))
-        applied = xp.permute_dims(applied, (1, 0, 2))
-        shifts_device = xp.asarray(shifts, dtype=dtype, device=device(B))[:, None, None]
-        true = B[None, :, :] - applied - shifts_device * x
+        shifts_device = xp.asarray(shifts, dtype=dtype, device=device(B))[None, :, None]
+        true = B[:, None, :] - applied - shifts_device * xp.reshape(flat, (n, m, k))
         n_apply += m * k
         residual = np.reshape(
-            to_host(xp, xp.reshape(xp.linalg.vector_norm(true, axis=1), (m * k,))), (m, k)
+            to_host(xp, column_norms(space, xp.reshape(true, (n, m * k)))), (m, k)
         )
         base_tol = np.asarray(tol(ritz_min, y_norms))
         for i in range(m):
@@ -377,11 +383,14 @@ def multishift_solve(
     )
 
 
-def _combined_norms(xp: Any, X: Any, weights: np.ndarray, rhs_weight: float, B: Any) -> np.ndarray:
+def _combined_norms(
+    space: VectorSpace, X: Any, weights: np.ndarray, rhs_weight: float, B: Any
+) -> np.ndarray:
     """Norms per column of ``sum_j weights[j] X[j] + rhs_weight B``."""
+    xp = space.xp
     w = xp.asarray(weights, dtype=X.dtype, device=device(X))[:, None, None]
     Y = xp.sum(w * X, axis=0) + rhs_weight * B
-    return to_host(xp, column_norms(xp, Y))
+    return to_host(xp, column_norms(space, Y))
 
 
 def _to_device(xp: Any, values: np.ndarray, like: Any) -> Any:

@@ -231,6 +231,7 @@ def abs_inv_rational(
     operator, b = prepare_system(A, b)
     require_not_nonsymmetric(operator, "abs_inv_rational")
     xp = operator.xp
+    space = operator.vector_space
     if not all_finite(xp, b):
         nan = xp.full(b.shape, math.nan, dtype=b.dtype, device=device(b))
         result = SolveResult(x=nan, status=Status.NONFINITE, n_matvec=0, n_iter=0)
@@ -254,7 +255,7 @@ def abs_inv_rational(
         damping=d, variant=variant, lower=lo, upper=max(hi, lo), tolerance=0.1 * target
     )
     m = rule.shifts.size
-    rhs_norms = to_host(xp, column_norms(xp, B))
+    rhs_norms = to_host(xp, column_norms(space, B))
     # a lower bound on ||f(A) b|| before anything is known: f at the top of the spectrum
     top = 1.0 / (hi + d) if variant == "damped" else 1.0 / math.sqrt(hi * hi + d)
     floor_norms = rhs_norms * top
@@ -289,17 +290,18 @@ def abs_inv_rational(
         B,
         rule.shifts,
         tol=tolerances,
-        maxiter=10 * operator.shape[0] if maxiter is None else int(maxiter),
+        maxiter=10 * operator.global_shape[0] if maxiter is None else int(maxiter),
         callback=None if callback is None else report,
         verify=True,  # the true residuals: the lowest shifts can be singular to working precision
         ritz_every=_RITZ_EVERY,
         weights=rule.weights,
         rhs_weight=rule.rhs_weight,
+        space=space,
     )
     n_matvec += 2 * run.n_apply
     weights = xp.asarray(rule.weights, dtype=run.x.dtype, device=device(run.x))[:, None, None]
     Y = xp.sum(weights * run.x, axis=0) + rule.rhs_weight * B
-    y_norms = to_host(xp, column_norms(xp, Y))
+    y_norms = to_host(xp, column_norms(space, Y))
 
     # error estimate: quadrature + shifted solves + the dropped lower end
     ritz = np.asarray(run.ritz_min, dtype=np.float64)
@@ -313,7 +315,7 @@ def abs_inv_rational(
     error = 0.1 * target * y_norms + solve_error
     reason = None
     if rule.lower_cut > 0:
-        low_norms = to_host(xp, column_norms(xp, run.x[0, ...]))
+        low_norms = to_host(xp, column_norms(space, run.x[0, ...]))
         # int_0^t_cut of the integrand is at most about 2 t_cut times its value at t_cut
         dropped = (2.0 / rule.step) * rule.weights[0] * low_norms
         error = error + dropped

@@ -207,7 +207,9 @@ def abs_inv(
     )
     shift = d if variant == "quasi-damped" else 0.0
     apply = squared_apply(operator)
-    if trivial_rhs(b):  # zero or non-finite b: no scale needed, no matvec spent
+    if trivial_rhs(
+        b, operator.vector_space
+    ):  # zero or non-finite b: no scale needed, no matvec spent
         choice = ScaleChoice(1.0, "not needed")
     else:
         choice = choose_scale(
@@ -227,6 +229,7 @@ def abs_inv(
         prefactor=1.0 / math.sqrt(V),
         n_matvec_before=choice.n_matvec,
         first_product=choice.first_product,
+        space=operator.vector_space,
         info={"variant": variant, "damping": d, "scale_source": choice.source, "paper": paper},
     )
     return run_series(

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._array_api import epsilon, host_values
 from .._result import SolveResult, Status
+from .._vector_space import VectorSpace
 from ..acceleration._levin import levin_window
 from ..acceleration._sequence import finish
 from ..acceleration._wynn import epsilon_table
@@ -48,6 +49,7 @@ class SeriesSetup:
     first_product: Any = None  # M b if already computed (lower-bound scale)
     spd_method: bool = False  # growth with x > 1 means a negative eigenvalue: INDEFINITE
     info: dict[str, Any] = field(default_factory=dict)
+    space: VectorSpace | None = None  # the operator's vector space (local if None)
 
 
 def check_acceleration(acceleration: Any, order: Any) -> None:
@@ -66,10 +68,11 @@ def check_acceleration(acceleration: Any, order: Any) -> None:
         raise ValueError(message)
 
 
-def trivial_rhs(b: Any) -> bool:
+def trivial_rhs(b: Any, space: VectorSpace | None = None) -> bool:
     """Whether ``b`` is all zeros or has a non-finite entry (answered without any matvec)."""
-    xp = _namespace_of(b)
-    norms = _norms(xp, b)
+    if space is None:
+        space = VectorSpace(_namespace_of(b))
+    norms = _norms(space, b)
     return not np.all(np.isfinite(norms)) or not np.any(norms)
 
 
@@ -78,8 +81,8 @@ def _host(xp: ModuleType, x: Any) -> np.ndarray:
     return host_values(x)
 
 
-def _norms(xp: ModuleType, x: Any) -> np.ndarray:
-    return _host(xp, xp.linalg.vector_norm(x, axis=0))
+def _norms(space: VectorSpace, x: Any) -> np.ndarray:
+    return _host(space.xp, space.norm(x))
 
 
 def _report(values: np.ndarray, block: bool) -> Any:
@@ -89,8 +92,11 @@ def _report(values: np.ndarray, block: bool) -> Any:
 class _Accelerator:
     """Applies the chosen accelerator to the latest partial sums (and terms, for ``"tail"``)."""
 
-    def __init__(self, xp: ModuleType, kind: str, order: int, stream: CoefficientStream) -> None:
-        self.xp = xp
+    def __init__(
+        self, space: VectorSpace, kind: str, order: int, stream: CoefficientStream
+    ) -> None:
+        self.space = space
+        self.xp = space.xp
         self.kind = kind
         self.order = order
         self.stream = stream
@@ -115,7 +121,9 @@ class _Accelerator:
             estimate = last - step * step / xp.where(bad, 1.0, curvature)
         else:
             modifier = "sablonniere" if self.kind == "wynn-sablonniere" else None
-            estimate, bad = epsilon_table(xp, window, self.order, modifier=modifier)
+            estimate, bad = epsilon_table(
+                xp, window, self.order, modifier=modifier, space=self.space
+            )
         return finish(xp, estimate, window[-1], bad, False)
 
     def _tail(self, partial_sum: Any, n: int, v: Any, v_previous: Any) -> Any:
@@ -126,9 +134,8 @@ class _Accelerator:
         ``T_n(x) = sum_{j>n} c_j x^{j-n}`` is summed on the host from the known coefficients.
         """
         xp = self.xp
-        axis = -v.ndim  # the rows (array_api_strict wants a negative axis)
-        numerator = _host(xp, xp.vecdot(v, v_previous, axis=axis))
-        denominator = _host(xp, xp.vecdot(v_previous, v_previous, axis=axis))
+        numerator = _host(xp, _real(xp, self.space.inner(v, v_previous)))
+        denominator = _host(xp, _real(xp, self.space.inner(v_previous, v_previous)))
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.where(denominator > 0, numerator / denominator, 0.0)
         factors = [tail_factor(self.stream, n, float(value)) for value in np.clip(x, -1.0, 1.0)]
@@ -204,6 +211,7 @@ def _run_series(
     safeguard: bool,
 ) -> SolveResult:
     xp = _namespace_of(b)
+    space = setup.space if setup.space is not None else VectorSpace(xp)
     block = b.ndim == 2
     eps = epsilon(xp, b.dtype)
     growth_tolerance = 1.0 + math.sqrt(eps)
@@ -231,7 +239,7 @@ def _run_series(
         info["delta"] = stream.delta
     accelerate = None
     if acceleration is not None:
-        accelerate = _Accelerator(xp, acceleration, order, stream)
+        accelerate = _Accelerator(space, acceleration, order, stream)
     width = 2 * order + 3  # the window, one older sum, and S_{-1} = 0 at the start
 
     def result(x: Any, status: Status, n_terms: int, estimate: Any, extra: dict) -> SolveResult:
@@ -248,7 +256,7 @@ def _run_series(
         )
         return outcome.raise_for_status() if throw else outcome
 
-    b_norms = _norms(xp, b)
+    b_norms = _norms(space, b)
     if not np.all(np.isfinite(b_norms)):
         nan = xp.full(b.shape, math.nan, dtype=b.dtype, device=_device_of(b))
         none = np.full(columns, math.nan)
@@ -286,7 +294,7 @@ def _run_series(
             v = product * (-inverse_scale / alpha)
             v += v_previous
             v *= alpha
-        norms = _norms(xp, v)
+        norms = _norms(space, v)
         if not np.all(np.isfinite(norms)):
             status = Status.NONFINITE
             n_terms = n + 1
@@ -294,7 +302,7 @@ def _run_series(
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(norms_previous > 0, norms / norms_previous, 0.0)
         if np.any(ratio > growth_tolerance) or np.any(norms > 1.5 * b_norms):
-            status = _growth_status(xp, setup, v, v_previous, ratio, growth_tolerance, info, V)
+            status = _growth_status(space, setup, v, v_previous, ratio, growth_tolerance, info, V)
             n_terms = n + 1
             break
         coefficient = stream[n]
@@ -315,7 +323,7 @@ def _run_series(
         ):
             latest = accelerate(list(sums), n, v, v_older)
             if accelerated is not None and accelerated_at == n - 1:
-                changes.append(abs(prefactor) * _norms(xp, latest - accelerated))
+                changes.append(abs(prefactor) * _norms(space, latest - accelerated))
             else:
                 changes.clear()
             accelerated, accelerated_at, fresh = latest, n, True
@@ -331,7 +339,7 @@ def _run_series(
             norm_bound += abs(coefficient) * norms
             reachable = best <= np.maximum(rtol_value * abs(prefactor) * norm_bound, atol)
             if np.all(reachable):
-                solution_norms = abs(prefactor) * _norms(xp, partial_sum)
+                solution_norms = abs(prefactor) * _norms(space, partial_sum)
                 reachable = best <= np.maximum(rtol_value * solution_norms, atol)
             if np.all(reachable):
                 status = Status.SUCCESS
@@ -418,7 +426,7 @@ def _geometric_tail(last: np.ndarray, ratio: np.ndarray) -> np.ndarray:
 
 
 def _growth_status(
-    xp: ModuleType,
+    space: VectorSpace,
     setup: SeriesSetup,
     v: Any,
     v_previous: Any,
@@ -431,7 +439,7 @@ def _growth_status(
     worst = float(np.max(ratio))
     if setup.spd_method:
         # x = 1 - lambda / V > 1 makes consecutive terms point the same way: lambda < 0.
-        alignment = _host(xp, xp.sum(v * v_previous, axis=0))
+        alignment = _host(space.xp, _real(space.xp, space.inner(v, v_previous)))
         growing = ratio > growth_tolerance
         if np.any(alignment[growing] > 0):
             info["advice"] = (
@@ -447,6 +455,10 @@ def _growth_status(
         f"{suggested:.3g}"
     )
     return Status.DIVERGED
+
+
+def _real(xp: ModuleType, values: Any) -> Any:
+    return xp.real(values) if xp.isdtype(values.dtype, "complex floating") else values
 
 
 def _namespace_of(x: Any) -> ModuleType:

@@ -68,7 +68,9 @@ def solve_linear_series(
         callback=callback,
     )
     apply = linear_apply(operator)
-    if trivial_rhs(b):  # zero or non-finite b: no scale needed, no matvec spent
+    if trivial_rhs(
+        b, operator.vector_space
+    ):  # zero or non-finite b: no scale needed, no matvec spent
         choice = ScaleChoice(1.0, "not needed")
     else:
         choice = choose_scale(operator, b, scale, apply=apply, squared=False, shift=d)
@@ -107,6 +109,7 @@ def solve_linear_series(
         prefactor=V ** _PREFACTOR_POWER[kind],
         n_matvec_before=choice.n_matvec,
         first_product=choice.first_product,
+        space=operator.vector_space,
         spd_method=True,
         info=info,
     )

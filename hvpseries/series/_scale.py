@@ -38,9 +38,10 @@ def _ratio_bound(
 ) -> tuple[float, Any]:
     """``max_j ||M b_j|| / ||b_j||`` over the nonzero columns (a lower bound on lambda_max(M))."""
     xp = operator.xp
+    space = operator.vector_space
     product = apply(b)
-    top = xp.linalg.vector_norm(product, axis=0)
-    bottom = xp.linalg.vector_norm(b, axis=0)
+    top = space.norm(product)
+    bottom = space.norm(b)
     ratios = xp.where(bottom > 0, top / xp.where(bottom > 0, bottom, 1.0), 0.0)
     return float(xp.max(ratios)), product
 
