@@ -10,7 +10,7 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
-from ._array_api import array_namespace, dtype_name
+from ._array_api import array_namespace, device, dtype_name
 from ._linear_operator import LinearOperator
 from ._vector_space import VectorSpace
 
@@ -55,6 +55,14 @@ class _RowShardedSpace(VectorSpace):
 
     def gram(self, X: Any, Y: Any) -> Any:
         return self._all_reduce(super().gram(X, Y))
+
+    def all_finite(self, x: Any) -> bool:
+        xp = self._xp
+        # The number of ranks holding a non-finite entry, summed: one all-reduce.
+        flag = xp.asarray(
+            [0.0 if super().all_finite(x) else 1.0], dtype=xp.float64, device=device(x)
+        )
+        return float(self._all_reduce(flag)[0]) == 0.0
 
     def global_length(self, length: int) -> int:
         if length != self.local_size:

@@ -19,7 +19,6 @@ from ._linear_operator import LinearOperator
 from ._matrix_operator import MatrixOperator
 from ._result import SolveResult, Status
 from ._validation import (
-    all_finite,
     check_maxiter,
     check_nonnegative,
     check_tolerances,
@@ -109,7 +108,7 @@ def _dense_funm(
     coefficients = xp.matmul(xp.matrix_transpose(vectors), b)
     coefficients = coefficients * (scale[:, None] if b.ndim == 2 else scale)
     x = xp.matmul(vectors, coefficients)
-    finite = bool(np.all(np.isfinite(values))) and all_finite(xp, x)
+    finite = bool(np.all(np.isfinite(values))) and operator.vector_space.all_finite(x)
     space = operator.vector_space
     b_norms = host_values(xp.reshape(space.norm(b), (-1,)))
     x_norms = host_values(xp.reshape(space.norm(x), (-1,)))
@@ -150,7 +149,7 @@ def _dispatch_funm(
 ) -> SolveResult:
     if method == "auto":
         method = "dense" if _is_small_explicit(operator) else "lanczos"
-    if not all_finite(operator.xp, b):
+    if not operator.vector_space.all_finite(b):
         return _nonfinite_input(operator, b, method, throw)
     if method == "dense":
         result = _dense_funm(operator, b, f, rtol=rtol, atol=atol)
@@ -643,7 +642,7 @@ def solve(
         if _is_small_explicit(operator):
             method = "dense"
     if method == "dense":
-        if not all_finite(operator.xp, b):
+        if not operator.vector_space.all_finite(b):
             return _nonfinite_input(operator, b, "dense", throw)
 
         def reciprocal(t: np.ndarray) -> np.ndarray:

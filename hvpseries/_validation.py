@@ -18,7 +18,6 @@ from ._conversion import aslinearoperator
 from ._linear_operator import LinearOperator
 
 __all__ = [
-    "all_finite",
     "check_maxiter",
     "check_nonnegative",
     "check_positive_int",
@@ -172,8 +171,3 @@ def require_not_nonsymmetric(operator: LinearOperator, method: str) -> None:
             "for a non-symmetric A use A.H @ A or a general solver"
         )
         raise ValueError(message)
-
-
-def all_finite(xp: Any, x: Any) -> bool:
-    """Return whether every entry of ``x`` is finite (a host synchronisation)."""
-    return bool(xp.all(xp.isfinite(x)))

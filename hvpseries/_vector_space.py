@@ -20,7 +20,8 @@ class VectorSpace:
 
     This is the hook through which every solver of hvpseries reduces n-vectors to numbers:
     CG, MINRES, Lanczos (and its reorthogonalisation), the series and the spectral tools call
-    :meth:`inner`, :meth:`norm` and :meth:`gram` of ``A.vector_space`` and nothing else. The
+    :meth:`inner`, :meth:`norm`, :meth:`gram` and :meth:`all_finite` of ``A.vector_space``
+    and nothing else. The
     default implementation works on the arrays as they are; subclass it to change where or how
     the reductions happen (for example row-sharded vectors whose partial sums are all-reduced,
     as :class:`hvpseries.DistributedOperator` does).
@@ -52,6 +53,8 @@ class VectorSpace:
     (array([5., 9.]), np.float64(5.0))
     >>> space.gram(x, np.array([1.0, 1.0]))
     array([3., 3.])
+    >>> space.all_finite(np.array([1.0, np.nan]))
+    False
     """
 
     def __init__(self, xp: ModuleType) -> None:
@@ -118,6 +121,15 @@ class VectorSpace:
         if xp.isdtype(X.dtype, "complex floating"):
             X = xp.conj(X)
         return xp.matmul(xp.matrix_transpose(X), Y)
+
+    def all_finite(self, x: Any) -> bool:
+        """Return whether every entry of ``x`` is finite, on every process holding a part.
+
+        Solvers test their input with it before any matvec, so that all processes of a
+        sharded vector take the same branch.
+        """
+        xp = self._xp
+        return bool(xp.all(xp.isfinite(x)))
 
     def global_length(self, length: int) -> int:
         """Return the length of the whole vector of which the local arrays hold ``length`` rows.

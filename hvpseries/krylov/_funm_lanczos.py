@@ -12,7 +12,6 @@ from .._array_api import device, epsilon
 from .._linear_operator import LinearOperator
 from .._result import SolveResult, Status
 from .._validation import (
-    all_finite,
     check_maxiter,
     check_tolerances,
     prepare_system,
@@ -192,7 +191,7 @@ def funm_lanczos(
     solver = _FunmLanczos(operator, f, rtol, atol, maxiter, reorthogonalize, memory, callback)
     xp = operator.xp
     info = {"method": "lanczos", "reorthogonalize": reorthogonalize, "memory": memory}
-    if not all_finite(xp, b):
+    if not operator.vector_space.all_finite(b):
         result = SolveResult(
             x=xp.zeros_like(b), status=Status.NONFINITE, n_matvec=0, n_iter=0, info=info
         )
@@ -306,7 +305,7 @@ class _FunmLanczos:
         else:
             x, extra = self._second_pass(b / norm_b, y)
             n_matvec += extra
-        if status.converged and not all_finite(xp, x):
+        if status.converged and not self.operator.vector_space.all_finite(x):
             status = Status.NONFINITE
         return _ColumnOutcome(
             x=x,

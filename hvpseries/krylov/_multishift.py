@@ -13,7 +13,6 @@ from scipy.linalg import eigvalsh_tridiagonal
 from .._array_api import array_namespace, device
 from .._result import SolveResult, Status
 from .._validation import (
-    all_finite,
     check_maxiter,
     check_tolerances,
     prepare_system,
@@ -115,7 +114,7 @@ def cg_multishift(
     require_not_nonsymmetric(operator, "cg_multishift")
     shift_array = _checked_shifts(shifts)
     xp = operator.xp
-    if not all_finite(xp, b):
+    if not operator.vector_space.all_finite(b):
         nan = xp.full((shift_array.size, *b.shape), math.nan, dtype=b.dtype, device=device(b))
         result = SolveResult(x=nan, status=Status.NONFINITE, n_matvec=0, n_iter=0)
         return result.raise_for_status() if throw else result

@@ -13,7 +13,6 @@ import numpy as np
 from .._array_api import device, epsilon
 from .._result import SolveResult, Status
 from .._validation import (
-    all_finite,
     check_maxiter,
     check_real_pair,
     check_tolerances,
@@ -232,7 +231,7 @@ def abs_inv_rational(
     require_not_nonsymmetric(operator, "abs_inv_rational")
     xp = operator.xp
     space = operator.vector_space
-    if not all_finite(xp, b):
+    if not operator.vector_space.all_finite(b):
         nan = xp.full(b.shape, math.nan, dtype=b.dtype, device=device(b))
         result = SolveResult(x=nan, status=Status.NONFINITE, n_matvec=0, n_iter=0)
         return result.raise_for_status() if throw else result

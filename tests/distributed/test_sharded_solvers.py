@@ -8,6 +8,8 @@ vector (``gather=True``). The reference is the same solver on the whole matrix i
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 pytest.importorskip("torch")
@@ -223,3 +225,40 @@ def test_inconsistent_sizes_raise_on_every_rank():
         messages = [r[case] for r in results]
         assert all(m is not None and expected in m and "rank 1" in m for m in messages), messages
         assert messages[0] == messages[1]
+
+
+def _nonfinite_on_one_rank_worker(rank, world_size):
+    import numpy as np
+    import torch
+
+    import hvpseries as hs
+    from hvpseries import krylov, series
+
+    cuts = _bounds(N_LAPLACIAN, world_size)
+    start, stop = cuts[rank], cuts[rank + 1]
+    spd = _halo_operator(N_LAPLACIAN, -0.05, start, stop, psd=True)
+    b = torch.ones(stop - start, dtype=torch.float64)
+    if rank == world_size - 1:
+        b[-1] = math.nan  # only the last rank sees it
+
+    def inverse_abs(t):
+        return 1.0 / np.abs(t)
+
+    solvers = {
+        "cg": lambda: krylov.cg(spd, b),
+        "minres": lambda: krylov.minres(spd, b),
+        "funm_lanczos": lambda: krylov.funm_lanczos(spd, b, inverse_abs),
+        "cg_multishift": lambda: krylov.cg_multishift(spd, b, [0.0, 1.0]),
+        "abs_inv_rational": lambda: krylov.abs_inv_rational(spd, b, damping=0.1),
+        "series": lambda: series.abs_inv(spd, b, num_terms=10),
+        "abs_inv": lambda: hs.abs_inv(spd, b),
+        "solve": lambda: hs.solve(spd, b),
+    }
+    return {name: solve().status.name for name, solve in solvers.items()}
+
+
+def test_a_nonfinite_entry_on_one_rank_is_reported_on_every_rank():
+    # A local finiteness test would send the ranks down different branches (and into a hang).
+    results = run_on_ranks(_nonfinite_on_one_rank_worker, 2, collective_timeout=10.0, deadline=90.0)
+    for name in results[0]:
+        assert [r[name] for r in results] == ["NONFINITE", "NONFINITE"], (name, results)
