@@ -19,6 +19,7 @@ LABELS = {
     "auto": "abs_inv (Lanczos, partial reorth.)",
     "lanczos-full-oracle": "Lanczos, full reorth., oracle stop",
     "series": "paper series + Wynn (capped)",
+    "series-plain-exact": "plain series (exact count, not run)",
 }
 
 
@@ -28,9 +29,9 @@ def main() -> int:
     common = importlib.import_module("benchmarks.common")
     common.pin_threads(1)
     rows = []
-    for name, (a, b, reference) in bench.problems().items():
+    for name, problem in bench.problems().items():
         for method in bench.METHODS:
-            matvecs, seconds, error = bench.measure(name, a, b, reference, method)
+            matvecs, seconds, error = bench.measure(name, problem, method)
             rows.append((name, LABELS[method], matvecs, seconds, error))
             print(f"{name:24} {method:22} {matvecs:7d} {seconds:8.2f} s  {error:.1e}", flush=True)
     header = ("problem", "method", "matvecs", "seconds", "true rel. error")
