@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch.func import functional_call, grad, jvp, linearize, vmap
 
-from ._base import CurvatureOperator, LossFunction, ModeFallbackWarning
+from ._base import CurvatureOperator, LossFunction, ModeFallbackWarning, _flatten
 from ._data import Chunk
 from ._data import weighted as _weighted
 from ._state import StableLossMode, cuts_second_derivatives
@@ -260,6 +260,8 @@ class HessianOperator(CurvatureOperator):
                 ]
             )
             self._local_gradient_cache = (self._state(), loss, gradient)
+            if len(self._states) == 1 and self._states[0][4] is not None:
+                self._replay = _double_backward_replay(self._states[0][4], list(self._params))
         if self._mode == "finite-difference":
             norms = torch.stack([torch.linalg.vector_norm(p.detach()) for p in self._params])
             self._param_norm = float(torch.linalg.vector_norm(norms))
@@ -268,7 +270,7 @@ class HessianOperator(CurvatureOperator):
         if self._states is None:
             return []
         if self._mode == "double-backward":
-            return [state[0] for state in self._states]
+            return [(state[0], state[4]) for state in self._states]
         if self._mode == "linearize" and self._cached:
             return [state[0] for state in self._states]
         return []
@@ -287,11 +289,14 @@ class HessianOperator(CurvatureOperator):
                 "double backward would silently drop those second derivatives"
             )
             raise RuntimeError(message)
+        # The flat gradient (a graph node more, an n-vector of memory) for the fast product.
+        flat = torch.cat([g.reshape(-1) for g in grads]) if len(live) == len(grads) else None
         return (
             [grads[i] for i in live],
             live,
             loss.detach(),
             [g.detach() for g in grads],
+            flat,
         )
 
     def _apply_double_backward(
@@ -400,6 +405,36 @@ class HessianOperator(CurvatureOperator):
             f"{summary[:200]}); using mode={fallback!r} instead"
         )
         warnings.warn(message, ModeFallbackWarning, stacklevel=_stacklevel_outside_package())
+
+
+def _double_backward_replay(
+    flat_gradient: torch.Tensor, params: list[torch.Tensor]
+) -> Callable[[torch.Tensor, bool], torch.Tensor | None]:
+    """``x -> H x`` on flat vectors through a retained graph of the *flat* gradient.
+
+    The repeated product of the solvers, for one chunk of data whose gradient depends on
+    every parameter. The graph ends in the concatenation of the gradients, so autograd
+    splits ``x`` itself (in C++) and the vector is handed over as it is; ``batched`` takes
+    the rows of a ``(k, n)`` block in one batched call. ``None`` if a parameter got no
+    product (the general path fills in zeros).
+    """
+
+    def replay(x: torch.Tensor, batched: bool) -> torch.Tensor | None:
+        products = torch.autograd.grad(
+            flat_gradient,
+            params,
+            grad_outputs=x,
+            retain_graph=True,
+            allow_unused=True,
+            is_grads_batched=batched,
+        )
+        if any(product is None for product in products):
+            return None
+        if batched:
+            return torch.cat([product.reshape(x.shape[0], -1) for product in products], dim=1)
+        return _flatten(products)
+
+    return replay
 
 
 def _load_forward_ad_quietly() -> None:
