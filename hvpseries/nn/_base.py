@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import operator
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -178,13 +179,15 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         self._numels = [t.numel() for t in tensors]
         self._microbatch_size = microbatch_size
         self._check_deterministic = check_deterministic
-        self._modules = list(model.modules())
-        self._batch_norms = [m for m in self._modules if isinstance(m, _BatchNorm)]
-        owned = {id(b) for bn in self._batch_norms for b in bn.buffers(recurse=False)}
-        self._other_buffers = [b for b in model.buffers() if id(b) not in owned]
+        self._watch_model_structure()
         self._model_tensors = [*model.parameters(), *model.buffers()]
         self._states: list[Any] | None = None
         self._key: tuple | None = None
+        # The product of a flat vector at the current point, when one call computes it
+        # (set by subclasses after a build; see _matvec).
+        # ``replay(x, batched)``: ``H x`` for a flat ``x`` (``batched``: the rows of a block) or
+        # ``None`` where the general path must do it.
+        self._replay: Callable[[torch.Tensor, bool], torch.Tensor | None] | None = None
         # (key, loss, gradient) of the global loss, and of this rank's share of it.
         self._gradient_cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
         self._local_gradient_cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
@@ -256,6 +259,7 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         """
         self._states = None
         self._key = None
+        self._replay = None  # it holds the graph too
         self._gradient_cache = None
         self._local_gradient_cache = None
 
@@ -394,8 +398,25 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
             and x.device == self._device
         )
 
+    def __matmul__(self, other: Any) -> Any:
+        # The common case of solvers, ``H @ v`` with a ready vector, skips the generic dispatch.
+        if type(other) is torch.Tensor and other.ndim == 1 and self._is_ready(other, 1):
+            return self._matvec(other)
+        return super().__matmul__(other)
+
     def _matvec(self, x: torch.Tensor) -> torch.Tensor:
-        result = _flatten(self._product(_unflatten(x, self._params), batched=False))
+        result = None
+        if self._replay is not None and self._is_current():
+            try:
+                result = self._replay(x, False)
+            except torch.OutOfMemoryError:
+                raise
+            except (RuntimeError, NotImplementedError):
+                # The general path below repeats the product and handles the failure (mode
+                # fallback).
+                result = None
+        if result is None:
+            result = _flatten(self._product(_unflatten(x, self._params), batched=False))
         if self._group is None:
             return result
         if len(self._params) == 1:
@@ -411,15 +432,24 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         if k == 1:
             return self._matvec(X[:, 0])[:, None]
         rows = X.T.contiguous()
-        vectors = [
-            part.view((k, *shape))
-            for part, shape in zip(
-                rows.split_with_sizes(self._numels, dim=1), self._shapes, strict=True
-            )
-        ]
-        result = self._product(vectors, batched=True)
-        # torch.cat allocates the (k, n) block, so all k columns are reduced in one call.
-        block = torch.cat([part.reshape(k, -1) for part in result], dim=1)
+        block = None
+        if self._replay is not None and self._is_current():
+            try:
+                block = self._replayed_block(rows)
+            except torch.OutOfMemoryError:
+                raise
+            except (RuntimeError, NotImplementedError):
+                block = None  # as in _matvec: the general path handles the failure
+        if block is None:
+            vectors = [
+                part.view((k, *shape))
+                for part, shape in zip(
+                    rows.split_with_sizes(self._numels, dim=1), self._shapes, strict=True
+                )
+            ]
+            result = self._product(vectors, batched=True)
+            # torch.cat allocates the (k, n) block, so all k columns are reduced in one call.
+            block = torch.cat([part.reshape(k, -1) for part in result], dim=1)
         if self._group is not None:
             all_reduce_sum(block, self._group)
         return block.T
@@ -471,6 +501,28 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         self._record_block("loop", start, vectors[0].shape[0])
         return [torch.stack(parts) for parts in zip(*columns, strict=True)]
 
+    def _replayed_block(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """Return the ``(k, n)`` products of ``rows`` through :attr:`_replay` (or ``None``).
+
+        The same choice between one batched call and a loop over the rows as in
+        :meth:`_apply_all`, which takes over if the batched call fails.
+        """
+        assert self._replay is not None
+        k = rows.shape[0]
+        start = time.perf_counter()
+        if self._block_strategy() == "batched":
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=_VMAP_SLOW_PATH)
+                block = self._replay(rows, True)
+            if block is not None:
+                self._record_block("batched", start, k)
+            return block
+        products = [self._replay(row, False) for row in rows]
+        if any(product is None for product in products):
+            return None
+        self._record_block("loop", start, k)
+        return torch.stack(products)
+
     def _block_strategy(self) -> str:
         timings = self._block_timings
         if timings is None:
@@ -520,6 +572,10 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
     def _state(self) -> tuple:
         return state_key(self._tracked, self._modules)
 
+    def _is_current(self) -> bool:
+        """Whether the cached states are those of the current point (no rebuild needed)."""
+        return self._key is not None and self._structure_unchanged() and self._state() == self._key
+
     def _ensure_current(self) -> None:
         self._follow_replaced_parameters()
         key = self._state()
@@ -528,6 +584,7 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         self._check_microbatching()
         self._states = None
         self._key = None
+        self._replay = None
         if self._cached:
             with self._evaluation():
                 states = [self._build_chunk(chunk) for chunk in self._chunks]
@@ -543,12 +600,11 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         The operator differentiates with respect to the model's parameters *by name*: when a
         module attribute now holds another tensor, the selection is looked up again.
         """
-        current = [*self._model.parameters(), *self._model.buffers()]
-        unchanged = len(current) == len(self._model_tensors) and all(
-            a is b for a, b in zip(current, self._model_tensors, strict=True)
-        )
-        if unchanged:
+        if self._structure_unchanged():
             return
+        # Any replaced attribute, also a parameter-free module (a Dropout swapped for an
+        # Identity), may change the function: look the parameters up again and rebuild.
+        current = [*self._model.parameters(), *self._model.buffers()]
         named = dict(self._model.named_parameters())
         missing = [name for name in self._names if name not in named]
         if missing:
@@ -565,12 +621,40 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
             )
             raise ValueError(message)
         self._params = tensors
-        self._batch_norms = [m for m in self._model.modules() if isinstance(m, _BatchNorm)]
-        owned = {id(b) for bn in self._batch_norms for b in bn.buffers(recurse=False)}
-        self._other_buffers = [b for b in self._model.buffers() if id(b) not in owned]
+        self._watch_model_structure()  # only now: an invalid model raises again next time
         self._model_tensors = current
         self._tracked = [*self._model_tensors, *self._data_tensors]
         self.release()
+
+    def _watch_model_structure(self) -> None:
+        """Record the module tree and what each module holds (see _structure_unchanged)."""
+        model = self._model
+        self._modules = list(model.modules())
+        self._batch_norms = [m for m in self._modules if isinstance(m, _BatchNorm)]
+        owned = {id(b) for bn in self._batch_norms for b in bn.buffers(recurse=False)}
+        self._other_buffers = [b for b in model.buffers() if id(b) not in owned]
+        self._members = self._module_members()
+
+    def _module_members(self) -> list[Any]:
+        # Every parameter, buffer and child module of every module, in one flat list.
+        return [
+            member
+            for module in self._modules
+            for members in (module._parameters, module._buffers, module._modules)
+            for member in members.values()
+        ]
+
+    def _structure_unchanged(self) -> bool:
+        """Whether no module attribute was replaced since :meth:`_watch_model_structure`.
+
+        The tree below the model is unchanged if every known module still holds the same
+        children, parameters and buffers (compared by identity), so this is the check that
+        ``model.parameters()`` and ``model.buffers()`` return the same tensors, without
+        walking the tree with generators on every product.
+        """
+        current = self._module_members()
+        saved = self._members
+        return len(current) == len(saved) and all(map(operator.is_, current, saved))
 
     def _check_microbatching(self) -> None:
         if self._splits_batches and any(bn.training for bn in self._batch_norms):
@@ -677,6 +761,7 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         self._cached = type(self)._cached and self._microbatch_size is None
         self._states = None
         self._key = None
+        self._replay = None  # it holds the graph too
         self._gradient_cache = None
         self._local_gradient_cache = None
 

@@ -305,3 +305,28 @@ def test_model_without_buffers_is_untouched_by_warnings():
         warnings.simplefilter("error")
         _ = H @ random_vectors(H.shape[1], 3)
     assert not isinstance(H, ModeFallbackWarning)
+
+
+@pytest.mark.parametrize("name", ["mlp-tanh", "cnn-bn-train"])
+def test_matmat_equals_dense_with_either_block_strategy(name):
+    # The first blocks alternate between one batched call and a loop over the columns (timing
+    # both); every block, whichever way it went, is the dense product.
+    case = make_case(name)
+    H = _operator(case)
+    reference = dense_hessian(case)
+    for seed in range(8):
+        V = random_vectors(H.shape[1], 3, seed=seed)
+        assert_close(H @ V, reference @ V)
+    timings = H._block_timings
+    assert timings is not None and timings["batched"] and timings["loop"]
+
+
+def test_replacing_a_parameter_free_module_rebuilds():
+    case = make_case("mlp-tanh")
+    H = _operator(case)
+    v = random_vectors(H.shape[1])
+    before = H @ v
+    case.model[1] = torch.nn.Sigmoid()  # same parameters, another function
+    assert_close(H @ v, dense_hessian(case) @ v)
+    assert float(torch.linalg.vector_norm(H @ v - before)) > 1e-3
+    assert_close(H.gradient(), dense_gradient(case))
