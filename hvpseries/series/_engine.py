@@ -389,12 +389,14 @@ def _tail_estimate(
 def _accelerate_now(n: int) -> bool:
     """In tolerance mode, accelerate on 3 consecutive terms out of every ``stride``.
 
-    ``stride`` is the power of two near ``n / 16``: the accelerator's ``O(K^2)`` vector
-    operations are amortised over many terms, and the stop is delayed by at most ~6%.
+    ``stride`` is the power of two near ``n / 16``, at least 8: the accelerator's ``O(K^2)``
+    vector operations (about ten vector passes for order 1, some five matvecs' worth on a
+    sparse stencil) are amortised over several terms, and the stop is delayed by at most 8
+    terms or ~6%. (A stride below 4 would accelerate after every term.)
     """
-    if n < 32:
+    if n < 16:
         return True
-    stride = 1 << int(math.log2(n / 16))
+    stride = max(8, 1 << int(math.log2(n / 16)))
     return n % stride >= stride - 3
 
 
