@@ -39,6 +39,16 @@ _VMAP_SLOW_PATH = r".*(performance drop|batching rule).*"
 # Blocks timed per strategy (batched call, column loop) before the faster is kept; the minimum
 # over the samples discounts the warm-up of the first call and noise from other processes.
 _EXPLORE = 3
+# What _set_local_data replaces (restored on every rank when any rank fails to take new data).
+_DATA_STATE = (
+    "_splits_batches",
+    "_chunks",
+    "_data_tensors",
+    "_n_samples",
+    "_n_local_samples",
+    "_tracked",
+    "_cached",
+)
 
 
 def _python_flatten(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -129,10 +139,11 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         else:
             # Every rank takes part in the agreement check, even one whose construction
             # failed, so that all ranks raise instead of the others waiting in a collective.
+            # Any exception (a user model's AssertionError or KeyError too), not only ours.
             error: BaseException | None = None
             try:
                 self._build(model, loss_fn, data, params, microbatch_size, check_deterministic)
-            except (TypeError, ValueError, RuntimeError) as caught:
+            except Exception as caught:  # re-raised after the collective
                 error = caught
             if error is None:
                 total = agree_at_construction(
@@ -267,7 +278,8 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         ``update()`` to rebuild eagerly, or ``update(data)`` to evaluate the curvature on
         another batch (for example the next minibatch of a training loop). With a process
         group, ``update(data)`` is collective: every rank passes its new shard, and one small
-        all-reduce sums the sample counts.
+        all-reduce sums the sample counts. If the new data fails on any rank, every rank raises
+        (that rank its own error, the others a ``RuntimeError``) and keeps its previous data.
         """
         self.release()
         if data is not None:
@@ -279,16 +291,25 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         if self._group is None:
             self._set_local_data(data)
             return
+        # If any rank fails, every rank keeps its previous data (weighted by the previous
+        # global count), so that the operators stay consistent across the ranks.
+        previous = {name: getattr(self, name) for name in _DATA_STATE}
         error: BaseException | None = None
         try:
             self._set_local_data(data)
-        except (TypeError, ValueError, RuntimeError) as caught:
+        except Exception as caught:  # re-raised after the collective
             error = caught
         n_local = 0 if error is not None else self._n_local_samples
         device = self._params[0].device
-        total = global_sample_count(n_local, self._group, device, failed=error is not None)
-        if error is not None:
-            raise error
+        try:
+            total = global_sample_count(n_local, self._group, device, failed=error is not None)
+            if error is not None:
+                raise error
+        except BaseException:
+            for name, value in previous.items():
+                setattr(self, name, value)
+            self.release()
+            raise
         self._use_global_count(total)
 
     def _use_global_count(self, total: int) -> None:
