@@ -146,10 +146,14 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
             except Exception as caught:  # re-raised after the collective
                 error = caught
             if error is None:
-                total = agree_at_construction(
-                    self._group, self._params, self._n_local_samples, None
+                total, splits = agree_at_construction(
+                    self._group,
+                    self._params,
+                    self._n_local_samples,
+                    None,
+                    splits=self._splits_batches,
                 )
-                self._use_global_count(total)
+                self._use_global_count(total, splits)
             else:  # gather on the device the group expects (the model's, if it has any)
                 tensors = [*model.parameters()][:1] if isinstance(model, torch.nn.Module) else []
                 agree_at_construction(self._group, tensors or [torch.zeros(())], 0, error)
@@ -302,7 +306,13 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         n_local = 0 if error is not None else self._n_local_samples
         device = self._params[0].device
         try:
-            total = global_sample_count(n_local, self._group, device, failed=error is not None)
+            total, splits = global_sample_count(
+                n_local,
+                self._group,
+                device,
+                failed=error is not None,
+                splits=error is None and self._splits_batches,
+            )
             if error is not None:
                 raise error
         except BaseException:
@@ -310,10 +320,15 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
                 setattr(self, name, value)
             self.release()
             raise
-        self._use_global_count(total)
+        self._use_global_count(total, splits)
 
-    def _use_global_count(self, total: int) -> None:
-        """Weight the local chunks by their share of ``total`` samples over all ranks."""
+    def _use_global_count(self, total: int, splits: bool) -> None:
+        """Weight the local chunks by their share of ``total`` samples over all ranks.
+
+        ``splits``: whether ``microbatch_size`` splits a batch on any rank, so that the
+        BatchNorm check of the products raises on every rank or on none.
+        """
+        self._splits_batches = splits
         self._chunks = [
             Chunk(chunk.inputs, chunk.targets, int(chunk.inputs.shape[0]) / total)
             for chunk in self._chunks

@@ -413,3 +413,36 @@ def test_any_exception_on_one_rank_reaches_every_rank_and_keeps_the_state():
         assert r["n_samples"] == (N_SAMPLES, (9, 7)[rank])
         assert r["same_product"]
         assert r["probe"] == 2.0
+
+
+def _batch_norm_microbatch_worker(rank, world_size):
+    """Train-mode BatchNorm, with microbatch_size splitting the batch on rank 0 only."""
+    from torch import nn
+
+    from hvpseries.nn import GGNOperator, HessianOperator
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2))
+    model.double().train()
+    loss_fn = torch.nn.MSELoss()
+    results = {}
+    for cls in (HessianOperator, GGNOperator):
+        # 9 samples in pieces of 8 on rank 0; 7 samples, not split, on rank 1.
+        operator = cls(model, loss_fn, _shard((9, 7), rank), microbatch_size=8)
+        ones = torch.ones(operator.shape[0], dtype=torch.float64)
+        before = _any_error(lambda op=operator, v=ones: op @ v)
+        # New shards that are split nowhere: products work again on every rank.
+        operator.update(_shard((8, 8), rank))
+        after = bool(torch.all(torch.isfinite(operator @ ones)))
+        results[cls.__name__] = (before, after)
+    return results
+
+
+def test_batch_norm_split_on_one_rank_raises_on_every_rank():
+    results = run_on_ranks(_batch_norm_microbatch_worker, 2, collective_timeout=5.0, deadline=60.0)
+    for r in results:
+        for name in ("HessianOperator", "GGNOperator"):
+            (kind, message), after = r[name]
+            assert kind == "ValueError", (name, kind, message)
+            assert "microbatch_size splits the batches" in message
+            assert after
