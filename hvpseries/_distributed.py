@@ -224,7 +224,9 @@ class DistributedOperator(LinearOperator):
             dtype = torch.float64
         group = dist.group.WORLD if group is None else group
         rank = dist.get_rank(group)
-        local_sizes = _agreed_sizes(local_size, global_size, dtype, group)
+        device = torch.device(device)
+        # On the vectors' device: NCCL refuses CPU tensors.
+        local_sizes = _agreed_sizes(local_size, global_size, dtype, group, device)
         xp = array_namespace(torch.empty(0))
         space = _RowShardedSpace(xp, group, rank, local_sizes)
         n = local_sizes[rank]
@@ -232,7 +234,7 @@ class DistributedOperator(LinearOperator):
             (n, n),
             dtype,
             xp=xp,
-            device=torch.device(device),
+            device=device,
             symmetric=symmetric,
             psd=psd,
             vector_space=space,
@@ -328,7 +330,9 @@ class DistributedOperator(LinearOperator):
         return self._by_columns(self._matvec, X, self._shape[0])
 
 
-def _agreed_sizes(local_size: Any, global_size: Any, dtype: Any, group: Any) -> tuple[int, ...]:
+def _agreed_sizes(
+    local_size: Any, global_size: Any, dtype: Any, group: Any, device: Any
+) -> tuple[int, ...]:
     """All-gather every rank's sizes and dtype; raise the same ``ValueError`` on every rank."""
     import torch
     import torch.distributed as dist
@@ -343,7 +347,9 @@ def _agreed_sizes(local_size: Any, global_size: Any, dtype: Any, group: Any) -> 
     name = dtype_name(dtype)
     code = _DTYPE_NAMES.index(name) if name in _DTYPE_NAMES else -1
     mine = torch.tensor(
-        [as_int(local_size, _NOT_AN_INTEGER), as_int(global_size, -1), code], dtype=torch.int64
+        [as_int(local_size, _NOT_AN_INTEGER), as_int(global_size, -1), code],
+        dtype=torch.int64,
+        device=device,
     )
     everyone = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
     dist.all_gather(everyone, mine, group=group)

@@ -40,6 +40,16 @@ _VMAP_SLOW_PATH = r".*(performance drop|batching rule).*"
 # Blocks timed per strategy (batched call, column loop) before the faster is kept; the minimum
 # over the samples discounts the warm-up of the first call and noise from other processes.
 _EXPLORE = 3
+# What _set_local_data replaces (restored on every rank when any rank fails to take new data).
+_DATA_STATE = (
+    "_splits_batches",
+    "_chunks",
+    "_data_tensors",
+    "_n_samples",
+    "_n_local_samples",
+    "_tracked",
+    "_cached",
+)
 
 
 def _python_flatten(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -130,16 +140,21 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         else:
             # Every rank takes part in the agreement check, even one whose construction
             # failed, so that all ranks raise instead of the others waiting in a collective.
+            # Any exception (a user model's AssertionError or KeyError too), not only ours.
             error: BaseException | None = None
             try:
                 self._build(model, loss_fn, data, params, microbatch_size, check_deterministic)
-            except (TypeError, ValueError, RuntimeError) as caught:
+            except Exception as caught:  # re-raised after the collective
                 error = caught
             if error is None:
-                total = agree_at_construction(
-                    self._group, self._params, self._n_local_samples, None
+                total, splits = agree_at_construction(
+                    self._group,
+                    self._params,
+                    self._n_local_samples,
+                    None,
+                    splits=self._splits_batches,
                 )
-                self._use_global_count(total)
+                self._use_global_count(total, splits)
             else:  # gather on the device the group expects (the model's, if it has any)
                 tensors = [*model.parameters()][:1] if isinstance(model, torch.nn.Module) else []
                 agree_at_construction(self._group, tensors or [torch.zeros(())], 0, error)
@@ -271,7 +286,8 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         ``update()`` to rebuild eagerly, or ``update(data)`` to evaluate the curvature on
         another batch (for example the next minibatch of a training loop). With a process
         group, ``update(data)`` is collective: every rank passes its new shard, and one small
-        all-reduce sums the sample counts.
+        all-reduce sums the sample counts. If the new data fails on any rank, every rank raises
+        (that rank its own error, the others a ``RuntimeError``) and keeps its previous data.
         """
         self.release()
         if data is not None:
@@ -283,20 +299,40 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         if self._group is None:
             self._set_local_data(data)
             return
+        # If any rank fails, every rank keeps its previous data (weighted by the previous
+        # global count), so that the operators stay consistent across the ranks.
+        previous = {name: getattr(self, name) for name in _DATA_STATE}
         error: BaseException | None = None
         try:
             self._set_local_data(data)
-        except (TypeError, ValueError, RuntimeError) as caught:
+        except Exception as caught:  # re-raised after the collective
             error = caught
         n_local = 0 if error is not None else self._n_local_samples
         device = self._params[0].device
-        total = global_sample_count(n_local, self._group, device, failed=error is not None)
-        if error is not None:
-            raise error
-        self._use_global_count(total)
+        try:
+            total, splits = global_sample_count(
+                n_local,
+                self._group,
+                device,
+                failed=error is not None,
+                splits=error is None and self._splits_batches,
+            )
+            if error is not None:
+                raise error
+        except BaseException:
+            for name, value in previous.items():
+                setattr(self, name, value)
+            self.release()
+            raise
+        self._use_global_count(total, splits)
 
-    def _use_global_count(self, total: int) -> None:
-        """Weight the local chunks by their share of ``total`` samples over all ranks."""
+    def _use_global_count(self, total: int, splits: bool) -> None:
+        """Weight the local chunks by their share of ``total`` samples over all ranks.
+
+        ``splits``: whether ``microbatch_size`` splits a batch on any rank, so that the
+        BatchNorm check of the products raises on every rank or on none.
+        """
+        self._splits_batches = splits
         self._chunks = [
             Chunk(chunk.inputs, chunk.targets, int(chunk.inputs.shape[0]) / total)
             for chunk in self._chunks

@@ -103,24 +103,29 @@ def all_reduce_sum(tensor: torch.Tensor, group: Any) -> torch.Tensor:
     return tensor
 
 
-def global_sample_count(n_local: int, group: Any, device: torch.device, *, failed: bool) -> int:
-    """Return the number of samples over all ranks of ``group`` (one small all-reduce).
+def global_sample_count(
+    n_local: int, group: Any, device: torch.device, *, failed: bool, splits: bool = False
+) -> tuple[int, bool]:
+    """Return the number of samples over all ranks of ``group`` and whether any rank splits.
 
-    ``failed`` says that this rank could not take its new data: it still takes part, and the
-    other ranks raise a ``RuntimeError`` instead of waiting for it in the next collective
-    (the failing rank raises its own error after this returns).
+    One small all-reduce. ``failed`` says that this rank could not take its new data: it still
+    takes part, and the other ranks raise a ``RuntimeError`` instead of waiting for it in the
+    next collective (the failing rank raises its own error after this returns). ``splits``
+    says that ``microbatch_size`` splits a batch on this rank; the result says so for any
+    rank, so that the BatchNorm check of the products gives the same answer everywhere.
     """
-    numbers = torch.tensor([float(n_local), float(failed)], dtype=torch.float64, device=device)
-    total, failures = (int(value) for value in all_reduce_sum(numbers, group).tolist())
+    values = [float(n_local), float(failed), float(splits)]
+    numbers = torch.tensor(values, dtype=torch.float64, device=device)
+    total, failures, splitting = (int(value) for value in all_reduce_sum(numbers, group).tolist())
     if failed:
-        return 0
+        return 0, False
     if failures:
         message = (
             f"{failures} other rank(s) of the process group could not take their new data (see "
             "the error raised there); every rank stops here instead of waiting in a collective"
         )
         raise RuntimeError(message)
-    return _checked_total(total)
+    return _checked_total(total), splitting > 0
 
 
 def _checked_total(total: int) -> int:
@@ -143,16 +148,19 @@ def agree_at_construction(
     params: Sequence[torch.Tensor],
     n_local: int,
     local_error: BaseException | None,
-) -> int:
+    *,
+    splits: bool = False,
+) -> tuple[int, bool]:
     """Check that every rank built a compatible operator; return the global sample count.
 
-    One all-gather of a few numbers per rank: whether the local construction succeeded, the
-    number of parameters (elements and tensors), their dtype and shapes, a checksum of their
-    values and the local sample count. Every rank takes part even when its own construction
-    failed (``local_error``), so that all of them raise instead of the others blocking in the
-    next collective. A rank whose construction failed re-raises its own error; the others
-    raise a ``RuntimeError`` naming it. Mismatched parameters raise a ``ValueError`` on every
-    rank, naming the ranks that differ from rank 0.
+    Also return whether ``microbatch_size`` splits a batch on any rank (``splits`` is this
+    rank's answer). One all-gather of a few numbers per rank: whether the local construction
+    succeeded, the number of parameters (elements and tensors), their dtype and shapes, a
+    checksum of their values, the local sample count and ``splits``. Every rank takes part
+    even when its own construction failed (``local_error``), so that all of them raise
+    instead of the others blocking in the next collective. A rank whose construction failed
+    re-raises its own error; the others raise a ``RuntimeError`` naming it. Mismatched
+    parameters raise a ``ValueError`` on every rank, naming the ranks that differ from rank 0.
     """
     import torch.distributed as dist
 
@@ -166,9 +174,10 @@ def agree_at_construction(
         code = _DTYPES.index(dtype) if dtype in _DTYPES else _OTHER_DTYPE
         numbers = [1.0, sum(p.numel() for p in params), len(params), code, zlib.crc32(shapes)]
         header = torch.tensor([*numbers, n_local], dtype=torch.float64, device=device)
-        row = torch.cat([header, torch.stack([values, sizes])])
+        flag = torch.tensor([float(splits)], dtype=torch.float64, device=device)
+        row = torch.cat([header, torch.stack([values, sizes]), flag])
     else:
-        row = torch.zeros(8, dtype=torch.float64, device=device)
+        row = torch.zeros(9, dtype=torch.float64, device=device)
     rows = [torch.empty_like(row) for _ in range(dist.get_world_size(group))]
     dist.all_gather(rows, row, group=group)
     table = [[float(value) for value in r.tolist()] for r in rows]
@@ -210,4 +219,4 @@ def agree_at_construction(
             "which broadcasts them at construction"
         )
         raise ValueError(message)
-    return _checked_total(int(sum(r[5] for r in table)))
+    return _checked_total(int(sum(r[5] for r in table))), any(r[8] != 0.0 for r in table)

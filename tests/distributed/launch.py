@@ -41,6 +41,7 @@ def _entry(
     worker: Callable[..., Any],
     args: tuple,
     collective_timeout: float,
+    backend: str,
 ) -> None:
     import torch
     import torch.distributed as dist
@@ -50,7 +51,7 @@ def _entry(
     outcome: tuple[str, Any]
     try:
         dist.init_process_group(
-            "gloo",
+            backend,
             init_method=f"tcp://127.0.0.1:{port}",
             rank=rank,
             world_size=world_size,
@@ -72,8 +73,11 @@ def run_on_ranks(
     *args: Any,
     collective_timeout: float = COLLECTIVE_TIMEOUT_S,
     deadline: float = DEADLINE_S,
+    backend: str = "gloo",
 ) -> list[Any]:
     """Run ``worker(rank, world_size, *args)`` on ``world_size`` gloo ranks; return the results.
+
+    ``backend="nccl"`` runs on NCCL instead (one GPU per rank; the worker picks its device).
 
     ``worker`` must be a module-level function of an importable module (it is pickled by
     name) and its return value picklable (move tensors to the CPU first).
@@ -83,7 +87,7 @@ def run_on_ranks(
     with tempfile.TemporaryDirectory() as folder:
         context = mp.start_processes(
             _entry,
-            args=(world_size, free_port(), folder, worker, args, collective_timeout),
+            args=(world_size, free_port(), folder, worker, args, collective_timeout, backend),
             nprocs=world_size,
             join=False,
             start_method="spawn",

@@ -343,3 +343,106 @@ def _start_parameters():
     from hvpseries.nn import flatten_params
 
     return flatten_params(list(_model().parameters()))
+
+
+class _PickyModel(torch.nn.Module):
+    """The test network, whose forward refuses batches of ``refused`` samples (an assertion)."""
+
+    def __init__(self, refused):
+        super().__init__()
+        self.net = _model()
+        self.refused = refused
+
+    def forward(self, inputs):
+        assert inputs.shape[0] != self.refused, "refused batch size"
+        return self.net(inputs)
+
+
+def _any_error(function):
+    try:
+        function()
+    except Exception as error:  # whatever was raised
+        return type(error).__name__, str(error)
+    return None
+
+
+def _other_exceptions_worker(rank, world_size):
+    """A rank failing with an exception other than TypeError/ValueError/RuntimeError."""
+    import torch.distributed as dist
+
+    from hvpseries.nn import HessianOperator
+
+    loss_fn = torch.nn.MSELoss()
+    sizes = (9, 7)
+    results = {}
+    # Rank 1 holds 7 samples: the model's forward fails there during construction.
+    results["build"] = _any_error(
+        lambda: HessianOperator(_PickyModel(refused=7), loss_fn, _shard(sizes, rank))
+    )
+    operator = HessianOperator(_PickyModel(refused=5), loss_fn, _shard(sizes, rank))
+    v, _ = _vectors(operator.shape[0])
+    before = operator @ v
+    inputs, targets = _shard(sizes, rank)
+    # The new shard of rank 1 has 5 samples: its forward fails inside update(data).
+    new = (inputs[:5], targets[:5]) if rank == 1 else (inputs, targets)
+    results["update"] = _any_error(lambda: operator.update(new))
+    # Every rank still holds the previous data, weighted by the previous global count.
+    results["n_samples"] = (operator.n_samples, operator.n_local_samples)
+    results["same_product"] = bool(torch.equal(operator @ v, before))
+    probe = torch.ones(1)
+    dist.all_reduce(probe)
+    results["probe"] = float(probe)
+    return results
+
+
+def test_any_exception_on_one_rank_reaches_every_rank_and_keeps_the_state():
+    results = run_on_ranks(_other_exceptions_worker, 2, collective_timeout=5.0, deadline=60.0)
+    for rank, r in enumerate(results):
+        kind, message = r["build"]
+        if rank == 1:
+            assert (kind, message) == ("AssertionError", "refused batch size")
+        else:
+            assert kind == "RuntimeError"
+            assert "could not be built on rank(s) [1]" in message
+        kind, message = r["update"]
+        if rank == 1:
+            assert (kind, message) == ("AssertionError", "refused batch size")
+        else:
+            assert kind == "RuntimeError"
+            assert "could not take their new data" in message
+        assert r["n_samples"] == (N_SAMPLES, (9, 7)[rank])
+        assert r["same_product"]
+        assert r["probe"] == 2.0
+
+
+def _batch_norm_microbatch_worker(rank, world_size):
+    """Train-mode BatchNorm, with microbatch_size splitting the batch on rank 0 only."""
+    from torch import nn
+
+    from hvpseries.nn import GGNOperator, HessianOperator
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2))
+    model.double().train()
+    loss_fn = torch.nn.MSELoss()
+    results = {}
+    for cls in (HessianOperator, GGNOperator):
+        # 9 samples in pieces of 8 on rank 0; 7 samples, not split, on rank 1.
+        operator = cls(model, loss_fn, _shard((9, 7), rank), microbatch_size=8)
+        ones = torch.ones(operator.shape[0], dtype=torch.float64)
+        before = _any_error(lambda op=operator, v=ones: op @ v)
+        # New shards that are split nowhere: products work again on every rank.
+        operator.update(_shard((8, 8), rank))
+        after = bool(torch.all(torch.isfinite(operator @ ones)))
+        results[cls.__name__] = (before, after)
+    return results
+
+
+def test_batch_norm_split_on_one_rank_raises_on_every_rank():
+    results = run_on_ranks(_batch_norm_microbatch_worker, 2, collective_timeout=5.0, deadline=60.0)
+    for r in results:
+        for name in ("HessianOperator", "GGNOperator"):
+            (kind, message), after = r[name]
+            assert kind == "ValueError", (name, kind, message)
+            assert "microbatch_size splits the batches" in message
+            assert after

@@ -262,3 +262,29 @@ def test_a_nonfinite_entry_on_one_rank_is_reported_on_every_rank():
     results = run_on_ranks(_nonfinite_on_one_rank_worker, 2, collective_timeout=10.0, deadline=90.0)
     for name in results[0]:
         assert [r[name] for r in results] == ["NONFINITE", "NONFINITE"], (name, results)
+
+
+def _nccl_worker(rank, world_size):
+    """A DistributedOperator on CUDA under NCCL (which refuses CPU tensors in collectives)."""
+    import torch
+
+    import hvpseries as hs
+    from hvpseries import krylov
+
+    device = torch.device("cuda", rank)
+    torch.cuda.set_device(device)
+    d = torch.arange(1.0, 5.0, dtype=torch.float64, device=device)
+    A = hs.DistributedOperator(lambda x: d * x, 4, global_size=4, device=device, symmetric=True)
+    result = krylov.cg(A, torch.ones(4, dtype=torch.float64, device=device), rtol=1e-12)
+    return result.converged, result.x.cpu().tolist()
+
+
+def test_distributed_operator_on_nccl():
+    import torch
+    import torch.distributed as dist
+
+    if not (torch.cuda.is_available() and dist.is_nccl_available()):
+        pytest.skip("needs a CUDA device and NCCL")
+    ((converged, x),) = run_on_ranks(_nccl_worker, 1, backend="nccl")
+    assert converged
+    assert x == pytest.approx([1.0, 0.5, 1 / 3, 0.25], rel=1e-10)
