@@ -247,6 +247,10 @@ def smallest_magnitude_bound(
     absolute = eps * upper  # bisection tolerance: as accurate as the count allows
     margin = 16.0 * eps * upper + 2.0 * absolute
     radius = 4.0 * margin
+    if not radius >= np.finfo(np.float64).tiny:
+        # ||T|| is so small that eps ||T|| is subnormal (or zero): no window can be resolved
+        # (LAPACK refuses an empty one), and 0 is a valid bound.
+        return 0.0
     if start is not None and start > radius:
         # one step below the guess, so that the first window rarely holds many eigenvalues
         radius = start / _WINDOW_GROWTH
