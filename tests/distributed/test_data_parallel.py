@@ -237,7 +237,45 @@ def _optimizer_worker(rank, world_size, sizes, steps):
     results["closure_warnings"] = [
         (w.category is LocalClosureWarning, str(w.message), w.filename) for w in caught
     ]
+    results["ddp"] = _ddp_alternation(_shard(sizes, rank), steps)
     return results
+
+
+def _ddp_alternation(shard, steps):
+    """SeriesSFN steps on a DDP-wrapped model, alternating with DDP's own SGD steps."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from hvpseries.optim import SeriesSFN
+
+    model = _model()
+    wrapped = DistributedDataParallel(model)
+    sfn = SeriesSFN.from_model(wrapped, torch.nn.MSELoss(), damping=0.5, num_terms=8)
+    sgd = torch.optim.SGD(wrapped.parameters(), lr=0.05)
+    inputs, targets = shard
+    for _ in range(steps):
+        sfn.step(data=shard)
+        sgd.zero_grad()
+        torch.nn.functional.mse_loss(wrapped(inputs), targets).backward()  # DDP averages
+        sgd.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _ddp_alternation_reference(data, steps, world_size, sizes):
+    """The same alternation in one process: the SGD gradient is DDP's mean of rank means."""
+    from hvpseries.optim import SeriesSFN
+
+    model = _model()
+    sfn = SeriesSFN.from_model(model, torch.nn.MSELoss(), damping=0.5, num_terms=8)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(steps):
+        sfn.step(data=data)
+        sgd.zero_grad()
+        for rank in range(world_size):
+            inputs, targets = _shard(sizes, rank)
+            loss = torch.nn.functional.mse_loss(model(inputs), targets) / world_size
+            loss.backward()
+        sgd.step()
+    return [p.detach().clone() for p in model.parameters()]
 
 
 # ---------------------------------------------------------------------- tests
@@ -315,6 +353,11 @@ def test_sfn_optimizers_stay_identical_on_every_rank_and_match_one_process():
     steps = 4
     results = run_on_ranks(_optimizer_worker, 2, (9, 7), steps)
     reference = _optimizer_trajectories(_data(), steps)
+    # next to DistributedDataParallel: SFN steps alternating with DDP's first-order steps
+    ddp_reference = _ddp_alternation_reference(_data(), steps, 2, (9, 7))
+    for a, b, c in zip(results[0]["ddp"], results[1]["ddp"], ddp_reference, strict=True):
+        assert torch.equal(a, b)
+        assert float(torch.max(torch.abs(a - c))) <= 1e-10
     for name in ("SeriesSFN", "KrylovSFN"):
         first, other = results[0][name], results[1][name]
         for a, b in zip(first["parameters"], other["parameters"], strict=True):
