@@ -7,7 +7,7 @@ from typing import Any
 
 from .._validation import check_positive_int
 from .._vector_space import VectorSpace
-from ._sequence import as_elements, finish, is_complex, norms_squared
+from ._sequence import as_elements, finish, is_complex, norms_squared, select
 
 __all__ = ["wynn_epsilon"]
 
@@ -156,5 +156,5 @@ def epsilon_table(
             new.append(previous[m + 1] + weight * inverted)
         previous, current = current, new
         if s % 2 == 0:  # an even column holds estimates of the limit: keep the latest good one
-            fallback = xp.where(bad, fallback, current[-1])
-    return xp.where(bad, fallback, current[0]), xp.zeros_like(bad)
+            fallback = select(xp, bad, fallback, current[-1])
+    return select(xp, bad, fallback, current[0]), xp.zeros_like(bad)
