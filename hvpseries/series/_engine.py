@@ -305,6 +305,10 @@ def _run_series(
             status = _growth_status(space, setup, v, v_previous, ratio, growth_tolerance, info, V)
             n_terms = n + 1
             break
+        # A contraction within rounding of 1 cannot be told from 1 (a zero eigenvalue of the
+        # damped series): geometric tail estimates built from it would be rounding noise, and
+        # would differ from backend to backend.
+        ratio = np.where(ratio > 1.0 - 16.0 * eps, np.maximum(ratio, 1.0), ratio)
         coefficient = stream[n]
         new_sum = v * coefficient  # a fresh array: the window keeps the older sums intact
         new_sum += partial_sum
