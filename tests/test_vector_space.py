@@ -218,3 +218,49 @@ def test_vector_space_must_be_a_vector_space():
 
     with pytest.raises(TypeError, match=r"vector_space must be a hvpseries\.VectorSpace, got dict"):
         Plain((2, 2), np.float64, xp=np, device="cpu", vector_space={})
+
+
+class ElsewhereNonFinite(hs.VectorSpace):
+    """A space in which another process holds a non-finite entry of every vector."""
+
+    def all_finite(self, x):
+        return False
+
+
+class _SpaceOperator(hs.LinearOperator):
+    def __init__(self, matrix, space):
+        super().__init__(
+            matrix.shape,
+            matrix.dtype,
+            xp=space.xp,
+            device="cpu",
+            symmetric=True,
+            vector_space=space,
+        )
+        self.matrix = matrix
+
+    def _matvec(self, x):
+        return self.matrix @ x
+
+
+@pytest.mark.parametrize("acceleration", ["wynn", "wynn-sablonniere"])
+def test_the_accelerators_fallback_is_decided_in_the_space(acceleration):
+    # A locally finite accelerated value is discarded when the space says that a part held
+    # elsewhere is not finite, so every process returns the same kind of value.
+    from hvpseries.acceleration._sequence import finish
+
+    matrix = np.diag(np.linspace(0.5, 1.5, 20))
+    xp = hs.aslinearoperator(matrix).xp
+    result, fallback = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])
+    assert finish(xp, result, fallback, np.asarray(False), False) is result
+    assert (
+        finish(xp, result, fallback, np.asarray(False), False, ElsewhereNonFinite(xp)) is fallback
+    )
+    b = np.ones(20)
+    options = {"num_terms": 30, "scale": 4.0}
+    plain = series.abs_inv(matrix, b, acceleration=None, **options)
+    local = series.abs_inv(matrix, b, acceleration=acceleration, **options)
+    assert not np.allclose(local.x, plain.x, rtol=1e-12, atol=0)  # acceleration changed it
+    elsewhere = _SpaceOperator(matrix, ElsewhereNonFinite(xp))
+    fallen_back = series.abs_inv(elsewhere, b, acceleration=acceleration, **options)
+    np.testing.assert_array_equal(fallen_back.x, plain.x)

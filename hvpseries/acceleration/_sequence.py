@@ -87,14 +87,34 @@ def norms_squared(xp: ModuleType, x: Any, space: VectorSpace | None = None) -> A
     return xp.real(squares) if is_complex(xp, x) else squares
 
 
-def finish(xp: ModuleType, result: Any, fallback: Any, bad: Any, scalar: bool) -> Any:
+def finish(
+    xp: ModuleType,
+    result: Any,
+    fallback: Any,
+    bad: Any,
+    scalar: bool,
+    space: VectorSpace | None = None,
+) -> Any:
     """Replace the entries or columns flagged ``bad`` (or non-finite) by ``fallback``.
 
     ``bad`` has the shape of the squared norms (vector inverse) or of an entry (componentwise).
+    Whether a whole vector or column is finite is decided in ``space`` (an operator's
+    :class:`~hvpseries.VectorSpace`), so that every process holding part of it decides alike.
     """
-    finite = xp.isfinite(result)
+    if bad.ndim == 0 and result.ndim > 0:
+        local = space if space is not None else VectorSpace(xp)
+        keep = local.all_finite(result) and not bool(bad)
+        return result if keep else fallback
     if bad.ndim < result.ndim:
-        finite = xp.all(finite) if bad.ndim == 0 else xp.all(finite, axis=0)
+        # columns of a block: a column norm is finite exactly when its entries are (or
+        # conservatively not, if finite entries overflow the norm)
+        finite = (
+            xp.isfinite(space.norm(result))
+            if space is not None
+            else xp.all(xp.isfinite(result), axis=0)
+        )
+    else:
+        finite = xp.isfinite(result)
     bad = xp.logical_or(bad, xp.logical_not(finite))
     result = select(xp, bad, fallback, result)
     return float(result) if scalar else result

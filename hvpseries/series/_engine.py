@@ -124,7 +124,7 @@ class _Accelerator:
             estimate, bad = epsilon_table(
                 xp, window, self.order, modifier=modifier, space=self.space
             )
-        return finish(xp, estimate, window[-1], bad, False)
+        return finish(xp, estimate, window[-1], bad, False, self.space)
 
     def _tail(self, partial_sum: Any, n: int, v: Any, v_previous: Any) -> Any:
         """``S_n + T_n(x) v_n``: the exact tail of the series for one eigen-component.
