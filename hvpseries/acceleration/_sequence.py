@@ -97,7 +97,13 @@ def finish(xp: ModuleType, result: Any, fallback: Any, bad: Any, scalar: bool) -
         finite = xp.all(finite) if bad.ndim == 0 else xp.all(finite, axis=0)
     bad = xp.logical_or(bad, xp.logical_not(finite))
     result = select(xp, bad, fallback, result)
-    return float(result) if scalar else result
+    if scalar:
+        return float(result)
+    if result is fallback:
+        # select picks whole arrays: the caller's own last entry must not be handed back, or
+        # writing to the result would change the input sequence.
+        result = xp.asarray(result, copy=True)
+    return result
 
 
 def select(xp: ModuleType, mask: Any, where_true: Any, where_false: Any) -> Any:
