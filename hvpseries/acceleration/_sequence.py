@@ -117,7 +117,13 @@ def finish(
         finite = xp.isfinite(result)
     bad = xp.logical_or(bad, xp.logical_not(finite))
     result = select(xp, bad, fallback, result)
-    return float(result) if scalar else result
+    if scalar:
+        return float(result)
+    if result is fallback:
+        # select picks whole arrays: the caller's own last entry must not be handed back, or
+        # writing to the result would change the input sequence.
+        result = xp.asarray(result, copy=True)
+    return result
 
 
 def select(xp: ModuleType, mask: Any, where_true: Any, where_false: Any) -> Any:

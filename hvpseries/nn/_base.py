@@ -394,7 +394,7 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
             buffer[1:] = gradient
             all_reduce_sum(buffer, self._group)
             loss, gradient = buffer[0].to(loss.dtype), buffer[1:]
-        self._gradient_cache = (self._state(), loss, gradient)
+        self._gradient_cache = (self._state(pin=True), loss, gradient)
         return loss, gradient
 
     def _local_loss_and_gradient(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -404,7 +404,7 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         if cache is not None and cache[0] == key:
             return cache[1], cache[2]
         loss, gradient = self._fresh_loss_and_gradient()
-        self._local_gradient_cache = (self._state(), loss, gradient)
+        self._local_gradient_cache = (self._state(pin=True), loss, gradient)
         return loss, gradient
 
     def gradient(self) -> torch.Tensor:
@@ -605,8 +605,9 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         ]
 
     # ------------------------------------------------------------------ parameter point
-    def _state(self) -> tuple:
-        return state_key(self._tracked, self._modules)
+    def _state(self, *, pin: bool = False) -> tuple:
+        # pin: a key to be stored, which keeps the addresses it names from being reused.
+        return state_key(self._tracked, self._modules, pin=pin)
 
     def _is_current(self) -> bool:
         """Whether the cached states are those of the current point (no rebuild needed)."""
@@ -626,7 +627,7 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
                 states = [self._build_chunk(chunk) for chunk in self._chunks]
             self._states = states
         self._after_build()
-        self._key = self._state()
+        self._key = self._state(pin=True)
         if self._check_deterministic:
             self._verify_deterministic()
 

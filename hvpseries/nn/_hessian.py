@@ -259,7 +259,7 @@ class HessianOperator(CurvatureOperator):
                     for parts in zip(*(state[3] for state in self._states), strict=True)
                 ]
             )
-            self._local_gradient_cache = (self._state(), loss, gradient)
+            self._local_gradient_cache = (self._state(pin=True), loss, gradient)
             if len(self._states) == 1 and len(self._states[0][1]) == len(self._params):
                 self._replay = _double_backward_replay(self._states[0][0], list(self._params))
         if self._mode == "finite-difference":

@@ -63,12 +63,31 @@ def frozen_buffers(
                     buffer.copy_(copy)
 
 
-def state_key(tensors: Sequence[torch.Tensor], modules: Sequence[torch.nn.Module]) -> tuple:
-    """Return a value that changes whenever the differentiated function may have changed."""
-    return (
+class _PinnedKey(tuple):
+    """A state key that keeps the storages of the tensors it names alive (see state_key)."""
+
+    storages: list[Any]
+
+
+def state_key(
+    tensors: Sequence[torch.Tensor], modules: Sequence[torch.nn.Module], *, pin: bool = False
+) -> tuple:
+    """Return a value that changes whenever the differentiated function may have changed.
+
+    A key names each tensor's data by its version counter and address. ``p.data = t`` keeps
+    p's version counter, so an address must not be reused while a key naming it is kept:
+    with ``pin=True`` (for keys that are stored) the key holds references to the storages,
+    and the allocator cannot place new data at those addresses. Keys compare as tuples.
+    """
+    key = (
         tuple([(tensor._version, tensor.data_ptr()) for tensor in tensors]),
         tuple([module.training for module in modules]),
     )
+    if not pin:
+        return key
+    pinned = _PinnedKey(key)
+    pinned.storages = [tensor.untyped_storage() for tensor in tensors]
+    return pinned
 
 
 def storage_pointers(tensors: Iterable[torch.Tensor]) -> set[int]:

@@ -152,3 +152,16 @@ def test_wynn_keeps_an_exact_lower_order_limit() -> None:
         assert wynn_epsilon(long_sums, order) == pytest.approx(2.0, rel=1e-14)
     vectors = [np.array([1.0, 2.0]) * s for s in partial_sums]
     np.testing.assert_allclose(wynn_epsilon(vectors, 2), [2.0, 4.0], rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "accelerate",
+    [wynn_epsilon, lambda s: wynn_epsilon(s, 2), lambda s: levin(s, "t"), lambda s: levin(s, "v")],
+)
+def test_a_fallback_result_is_a_new_array_not_an_input(accelerate) -> None:
+    # When the transform is undefined (a constant sequence: zero differences), the result is
+    # the last entry's value, in an array of its own: writing to it must not change the input.
+    sequence = [np.array([1.0, 2.0]) for _ in range(6)]
+    result = accelerate(sequence)
+    np.testing.assert_array_equal(result, [1.0, 2.0])
+    assert not any(np.shares_memory(result, entry) for entry in sequence)
