@@ -1,7 +1,8 @@
 """Krylov front end: matvecs to a relative error of 1e-8 for |A|^-1 b, and time.
 
-Compares ``hvpseries.abs_inv(method="auto")`` (Lanczos with partial reorthogonalisation on
-sparse/operator problems, dense eigh on small dense ones, so Lanczos is forced here) with
+Compares ``hvpseries.abs_inv(method="auto")`` (Lanczos on sparse/operator problems, fully
+reorthogonalised up to n = 1000 and partially above; dense eigh on small dense matrices, so
+Lanczos is forced here) with
 plain Lanczos with full reorthogonalisation stopped by an oracle at the first step whose TRUE
 error is below 1e-8, and with the paper's series.
 """

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "docs" / "_generated_krylov_table.rst"
 
 LABELS = {
-    "auto": "abs_inv (Lanczos, partial reorth.)",
+    "auto": "abs_inv (Lanczos, default reorth.)",
     "lanczos-full-oracle": "Lanczos, full reorth., oracle stop",
     "series": "paper series + Wynn (capped)",
     "series-plain-exact": "plain series (exact count, not run)",
