@@ -23,8 +23,23 @@ def _backend_report() -> dict[str, dict[str, Any]]:
             continue
         entry: dict[str, Any] = {"available": True, "version": getattr(module, "__version__", "?")}
         entry["devices"] = _devices(name, module)
+        if name == "torch":
+            entry["distributed"] = _distributed_backends(module)
         report[name] = entry
     return report
+
+
+def _distributed_backends(torch: Any) -> list[str]:
+    """Return the ``torch.distributed`` backends this torch build offers (data parallelism)."""
+    dist = torch.distributed
+    if not dist.is_available():
+        return []
+    checks = {
+        "gloo": dist.is_gloo_available,
+        "nccl": dist.is_nccl_available,
+        "mpi": dist.is_mpi_available,
+    }
+    return [name for name, available in checks.items() if available()]
 
 
 def _devices(name: str, module: Any) -> list[str]:
@@ -60,6 +75,9 @@ def _info(arguments: argparse.Namespace) -> int:
         if entry["available"]:
             devices = ", ".join(entry["devices"])
             suffix = f"  devices: {devices}" if devices else ""
+            if "distributed" in entry:
+                backends_text = ", ".join(entry["distributed"]) or "none"
+                suffix += f"; torch.distributed: {backends_text}"
             print(f"  {name:<17} {entry['version']:<12}{suffix}")
         else:
             print(f"  {name:<17} not available ({entry['reason']})")

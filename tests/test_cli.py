@@ -27,6 +27,15 @@ def test_info_json(capsys) -> None:
     assert report["backends"]["numpy"]["devices"] == ["cpu"]
 
 
+def test_info_names_the_distributed_backends(capsys) -> None:
+    torch = pytest.importorskip("torch")
+    assert main(["info", "--json"]) == 0
+    backends = json.loads(capsys.readouterr().out)["backends"]["torch"]["distributed"]
+    assert ("gloo" in backends) == torch.distributed.is_gloo_available()
+    assert main(["info"]) == 0
+    assert "torch.distributed: " in capsys.readouterr().out
+
+
 def test_every_subcommand_has_help(capsys) -> None:
     parser = build_parser()
     subcommands = parser._subparsers._group_actions[0].choices
