@@ -100,30 +100,30 @@ def finish(
     ``bad`` has the shape of the squared norms (vector inverse) or of an entry (componentwise).
     Whether a whole vector or column is finite is decided in ``space`` (an operator's
     :class:`~hvpseries.VectorSpace`), so that every process holding part of it decides alike.
+    The fallback is returned as a new array, never as the caller's own last entry.
     """
-    if bad.ndim == 0 and result.ndim > 0:
+    if bad.ndim == 0 and result.ndim > 0:  # one vector: keep it or fall back, whole
         local = space if space is not None else VectorSpace(xp)
         keep = local.all_finite(result) and not bool(bad)
-        return result if keep else fallback
-    if bad.ndim < result.ndim:
-        # columns of a block: a column norm is finite exactly when its entries are (or
-        # conservatively not, if finite entries overflow the norm)
-        finite = (
-            xp.isfinite(space.norm(result))
-            if space is not None
-            else xp.all(xp.isfinite(result), axis=0)
-        )
+        chosen = result if keep else fallback
     else:
-        finite = xp.isfinite(result)
-    bad = xp.logical_or(bad, xp.logical_not(finite))
-    result = select(xp, bad, fallback, result)
+        if bad.ndim < result.ndim:
+            # columns of a block: a column norm is finite exactly when its entries are (or
+            # conservatively not, if finite entries overflow the norm)
+            finite = (
+                xp.isfinite(space.norm(result))
+                if space is not None
+                else xp.all(xp.isfinite(result), axis=0)
+            )
+        else:
+            finite = xp.isfinite(result)
+        chosen = select(xp, xp.logical_or(bad, xp.logical_not(finite)), fallback, result)
     if scalar:
-        return float(result)
-    if result is fallback:
-        # select picks whole arrays: the caller's own last entry must not be handed back, or
-        # writing to the result would change the input sequence.
-        result = xp.asarray(result, copy=True)
-    return result
+        return float(chosen)
+    if chosen is fallback:
+        # writing to the result must not change the input sequence
+        chosen = xp.asarray(chosen, copy=True)
+    return chosen
 
 
 def select(xp: ModuleType, mask: Any, where_true: Any, where_false: Any) -> Any:
