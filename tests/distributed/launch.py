@@ -65,6 +65,9 @@ def _entry(
         outcome = ("error", traceback.format_exc())
     with open(Path(folder) / f"rank{rank}.pkl", "wb") as handle:
         pickle.dump(outcome, handle)
+    # Skip the interpreter's teardown: gloo's background threads can abort the process there
+    # ("terminate called without an active exception") after everything was recorded.
+    os._exit(0)
 
 
 def run_on_ranks(
