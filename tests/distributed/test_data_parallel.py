@@ -302,6 +302,15 @@ def _check_operator_results(per_rank, world_size):
                 assert torch.equal(other["values"][index], value), (name, index)
 
 
+def _check_raised_everywhere(outcome, rank, failing_rank, own, others):
+    """The failing rank raised ``own`` (kind, text); every other rank a RuntimeError naming it."""
+    kind, message = outcome
+    if rank == failing_rank:
+        assert kind == own[0] and own[1] in message, outcome
+    else:
+        assert kind == "RuntimeError" and others in message, outcome
+
+
 def test_two_ranks_match_one_process_with_one_all_reduce_per_product():
     shardings = [(9, 7), (N_SAMPLES, 0)]  # the second with an empty shard on rank 1
     per_rank = run_on_ranks(_operator_worker, 2, shardings)
@@ -326,20 +335,16 @@ def test_errors_reach_every_rank_and_ddp_models_are_unwrapped():
         assert kind == "ValueError"
         assert "parameter values differ between ranks (rank(s) [1]" in message
         # The failing rank raises its own error, the other one names it.
-        kind, message = r["bad_data"]
-        if rank == 1:
-            assert kind == "ValueError"
-            assert "targets hold 6" in message
-        else:
-            assert kind == "RuntimeError"
-            assert "rank(s) [1]" in message
-        kind, message = r["bad_update"]
-        if rank == 0:
-            assert kind == "ValueError"
-            assert "targets hold 8" in message
-        else:
-            assert kind == "RuntimeError"
-            assert "could not take their new data" in message
+        _check_raised_everywhere(
+            r["bad_data"], rank, 1, ("ValueError", "targets hold 6"), "rank(s) [1]"
+        )
+        _check_raised_everywhere(
+            r["bad_update"],
+            rank,
+            0,
+            ("ValueError", "targets hold 8"),
+            "could not take their new data",
+        )
         assert r["probe"] == 2.0
         assert r["ddp"]["unwrapped"]
         assert r["ddp"]["group"]
@@ -441,18 +446,9 @@ def _other_exceptions_worker(rank, world_size):
 def test_any_exception_on_one_rank_reaches_every_rank_and_keeps_the_state():
     results = run_on_ranks(_other_exceptions_worker, 2, collective_timeout=5.0, deadline=60.0)
     for rank, r in enumerate(results):
-        kind, message = r["build"]
-        if rank == 1:
-            assert (kind, message) == ("AssertionError", "refused batch size")
-        else:
-            assert kind == "RuntimeError"
-            assert "could not be built on rank(s) [1]" in message
-        kind, message = r["update"]
-        if rank == 1:
-            assert (kind, message) == ("AssertionError", "refused batch size")
-        else:
-            assert kind == "RuntimeError"
-            assert "could not take their new data" in message
+        refused = ("AssertionError", "refused batch size")
+        _check_raised_everywhere(r["build"], rank, 1, refused, "could not be built on rank(s) [1]")
+        _check_raised_everywhere(r["update"], rank, 1, refused, "could not take their new data")
         assert r["n_samples"] == (N_SAMPLES, (9, 7)[rank])
         assert r["same_product"]
         assert r["probe"] == 2.0

@@ -279,6 +279,7 @@ def _nccl_worker(rank, world_size):
     return result.converged, result.x.cpu().tolist()
 
 
+@pytest.mark.gpu
 def test_distributed_operator_on_nccl():
     import torch
     import torch.distributed as dist
