@@ -12,6 +12,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 __all__ = ["VectorSpace"]
 
 
@@ -130,6 +132,14 @@ class VectorSpace:
         sharded vector take the same branch.
         """
         xp = self._xp
+        # In IEEE arithmetic an Inf or NaN entry makes the sum Inf or NaN, so a finite sum
+        # proves every entry finite: one reduction instead of a boolean array (a pass and
+        # an allocation, ~15x slower on torch's CPU). Only a sum that overflowed (huge finite
+        # entries) or a non-finite one needs the entry-wise test.
+        with np.errstate(over="ignore", invalid="ignore"):  # NumPy-based backends warn
+            total = xp.sum(x)
+        if bool(xp.isfinite(total)):
+            return True
         return bool(xp.all(xp.isfinite(x)))
 
     def global_length(self, length: int) -> int:

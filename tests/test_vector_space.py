@@ -263,3 +263,25 @@ def test_the_accelerators_fallback_is_decided_in_the_space(acceleration):
     operator = _SpaceOperator(matrix, ElsewhereNonFinite(xp))
     fallen_back = series.abs_inv(operator, b, acceleration=acceleration, **options)
     np.testing.assert_array_equal(fallen_back.x, plain.x)
+
+
+def test_all_finite_on_every_backend(backend):
+    """The one-reduction test agrees with the entry-wise test, also where the sum overflows."""
+    space = hs.VectorSpace(backend.xp)
+    huge = float(np.finfo(backend.dtype_name).max) / 2
+    cases = {
+        "finite": ([1.0, -2.0, 3.0], True),
+        "empty": ([], True),
+        "sum overflows": ([huge, huge, huge], True),
+        "sum overflows, then cancels": ([huge, huge, -huge, -huge], True),
+        "nan": ([1.0, np.nan, 3.0], False),
+        "inf": ([np.inf, 1.0], False),
+        "-inf": ([1.0, -np.inf], False),
+        "inf and -inf": ([np.inf, -np.inf], False),
+        "inf after an overflow": ([huge, huge, np.inf], False),
+    }
+    for name, (values, expected) in cases.items():
+        x = backend.asarray(np.array(values, dtype=np.float64))
+        assert space.all_finite(x) is expected, name
+        block = backend.asarray(np.stack([np.array(values, dtype=np.float64)] * 2, axis=1))
+        assert space.all_finite(block) is expected, name

@@ -271,7 +271,8 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             self._skip(state, group, "the loss is not finite")
             return loss
         state["n_gradient"] += 1
-        if not bool(torch.all(torch.isfinite(gradient))):
+        space = hessian.vector_space
+        if not space.all_finite(gradient):
             self._skip(state, group, "the gradient is not finite")
             return loss
         counted = CountingOperator(hessian)
@@ -279,7 +280,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         state["n_hvp"] += counted.n_matvec
         del counted, hessian  # release the closure's graph before evaluating it again
         usable = result.converged or result.status in _INEXACT
-        if not usable or not bool(torch.all(torch.isfinite(direction))):
+        if not usable or not space.all_finite(direction):
             self._skip(state, group, f"the direction solve failed ({result.status.name})")
             return loss
         state["n_inexact"] += int(result.status in _INEXACT)
