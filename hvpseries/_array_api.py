@@ -155,6 +155,20 @@ def epsilon(xp: ModuleType, dtype: Any) -> float:
     return float(xp.finfo(real_dtype(xp, dtype)).eps)
 
 
+def add_scaled(y: Any, x: Any, alpha: float) -> Any:
+    """Return ``y + alpha * x`` as a new array (one pass over memory on PyTorch).
+
+    Other libraries compute ``alpha * x`` and add ``y`` in place: two passes, one temporary.
+    """
+    if array_api_compat.is_torch_array(y):
+        import torch
+
+        return torch.add(y, x, alpha=alpha)
+    out = x * alpha
+    out += y
+    return out
+
+
 def host_values(x: Any) -> Any:
     """Copy a small array (per-column scalars, eigenvalues) to a 1-D NumPy float64 array.
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._array_api import epsilon, host_values
+from .._array_api import add_scaled, epsilon, host_values
 from .._result import SolveResult, Status
 from .._vector_space import VectorSpace
 from ..acceleration._levin import levin_window
@@ -103,11 +103,25 @@ class _Accelerator:
         self.width = 2 * order + 1
         self.minimum_terms = 2 if kind == "tail" else 2 * order + 1
 
-    def __call__(self, sums: list[Any], n: int, v: Any, v_previous: Any) -> Any:
-        """Estimate the limit after term ``n``; ``sums`` ends with ``S_n`` (and starts earlier)."""
+    def __call__(
+        self,
+        sums: list[Any],
+        n: int,
+        v: Any,
+        v_previous: Any,
+        norms: np.ndarray,
+        norms_previous: np.ndarray,
+    ) -> Any:
+        """Estimate the limit after term ``n``; ``sums`` ends with ``S_n`` (and starts earlier).
+
+        ``v`` and ``v_previous`` are ``v_n`` and ``v_{n-1}``, ``norms`` and ``norms_previous``
+        their (column) norms.
+        """
         xp = self.xp
         if self.kind == "tail":
             return self._tail(sums[-1], n, v, v_previous)
+        if self.kind in ("wynn", "wynn-sablonniere") and self.order == 1:
+            return self._wynn_first_order(sums, n, v, v_previous, norms, norms_previous)
         window = sums[-self.width :]
         if self.kind == "levin":
             terms = [sums[j + 1] - sums[j] for j in range(len(sums) - 1)][-self.width :]
@@ -125,6 +139,51 @@ class _Accelerator:
                 xp, window, self.order, modifier=modifier, space=self.space
             )
         return finish(xp, estimate, window[-1], bad, False, self.space)
+
+    def _wynn_first_order(
+        self,
+        sums: list[Any],
+        n: int,
+        v: Any,
+        v_previous: Any,
+        norms: np.ndarray,
+        norms_previous: np.ndarray,
+    ) -> Any:
+        """Order-1 vector epsilon (Samelson inverse) from the last two terms, in ~5 vector passes.
+
+        With the terms ``d1 = c_{n-1} v_{n-1}`` and ``d2 = c_n v_n`` (the differences of the
+        window ``S_{n-2}, S_{n-1}, S_n``), ``e = S_{n-1} + w ((d2)^-1 - (d1)^-1)^-1`` and
+        ``u^-1 = conj(u) / |u|^2`` simplify to
+        ``e = S_{n-1} + w (|d1|^2 d2 - |d2|^2 d1) / |d1 - d2|^2`` (``w = 1``, or 2 for
+        Sablonniere's modifier): one new vector ``d1 - d2`` and its norm, the rest from the
+        known norms of the terms. The general table (:func:`epsilon_table`) needs about four
+        times the passes. A zero ``d1``, ``d2`` or ``d1 - d2`` (no defined inverse) returns
+        ``S_n``, as the table does.
+        """
+        xp, space = self.xp, self.space
+        weight = 2.0 if self.kind == "wynn-sablonniere" else 1.0
+        coefficient, coefficient_previous = self.stream[n], self.stream[n - 1]
+        gap = add_scaled(v_previous * coefficient_previous, v, -coefficient)  # d1 - d2
+        gap_squared = _norms(space, gap) ** 2
+        first_squared = (coefficient_previous * norms_previous) ** 2  # |d1|^2
+        second_squared = (coefficient * norms) ** 2  # |d2|^2
+        bad = (first_squared == 0) | (second_squared == 0) | (gap_squared == 0)
+        bad |= ~np.isfinite(gap_squared)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(bad, 0.0, weight / np.where(bad, 1.0, gap_squared))
+        along_v = scale * first_squared * coefficient  # the factor of v_n
+        along_previous = -scale * second_squared * coefficient_previous  # of v_{n-1}
+        if v.ndim == 1:
+            if bad[0]:
+                return xp.asarray(sums[-1], copy=True)
+            estimate = add_scaled(sums[-2], v, float(along_v[0]))
+            estimate = add_scaled(estimate, v_previous, float(along_previous[0]))
+            return estimate if space.all_finite(estimate) else xp.asarray(sums[-1], copy=True)
+        device = _device_of(v)
+        estimate = sums[-2] + v * xp.asarray(along_v, dtype=v.dtype, device=device)
+        estimate += v_previous * xp.asarray(along_previous, dtype=v.dtype, device=device)
+        flag = xp.asarray([bool(value) for value in bad], device=device)
+        return finish(xp, estimate, sums[-1], flag, False, space)
 
     def _tail(self, partial_sum: Any, n: int, v: Any, v_previous: Any) -> Any:
         """``S_n + T_n(x) v_n``: the exact tail of the series for one eigen-component.
@@ -286,8 +345,7 @@ def _run_series(
         # v = alpha v_previous - product / V, written in place on one fresh array: two large
         # temporaries alive at once cost more than the arithmetic (allocator page faults).
         if alpha == 1.0:
-            v = product * -inverse_scale
-            v += v_previous
+            v = add_scaled(v_previous, product, -inverse_scale)
         elif alpha == 0.0:
             v = product * -inverse_scale
         else:
@@ -310,12 +368,12 @@ def _run_series(
         # would differ from backend to backend.
         ratio = np.where(ratio > 1.0 - 16.0 * eps, np.maximum(ratio, 1.0), ratio)
         coefficient = stream[n]
-        new_sum = v * coefficient  # a fresh array: the window keeps the older sums intact
-        new_sum += partial_sum
-        partial_sum = new_sum
+        # a fresh array: the window keeps the older sums intact
+        partial_sum = add_scaled(partial_sum, v, coefficient)
         sums.append(partial_sum)
         n_terms = n + 1
-        v_older, v_previous, norms_previous = v_previous, v, norms
+        v_older, v_previous = v_previous, v
+        norms_older, norms_previous = norms_previous, norms
         last_step = n_terms >= budget
         if tolerance_mode or last_step:
             plain_estimate = _tail_estimate(prefactor, stream, n, norms, ratio)
@@ -325,7 +383,7 @@ def _run_series(
             and n_terms >= accelerate.minimum_terms
             and (n_terms >= budget - 2 or (tolerance_mode and _accelerate_now(n)))
         ):
-            latest = accelerate(list(sums), n, v, v_older)
+            latest = accelerate(list(sums), n, v, v_older, norms, norms_older)
             if accelerated is not None and accelerated_at == n - 1:
                 changes.append(abs(prefactor) * _norms(space, latest - accelerated))
             else:

@@ -413,3 +413,52 @@ def test_sablonniere_modifier_helps_logarithmic_convergence() -> None:
     for order in (1, 2):
         assert error("wynn-sablonniere", order) < 0.7 * error("wynn", order)
     assert error("wynn", 1) < error(None, 1)
+
+
+@pytest.mark.parametrize(
+    ("acceleration", "modifier"), [("wynn", None), ("wynn-sablonniere", "sablonniere")]
+)
+@pytest.mark.parametrize("columns", [None, 3])
+def test_order_one_wynn_equals_the_epsilon_table_of_the_partial_sums(
+    backend, acceleration, modifier, columns
+):
+    """The solver's short form of order-1 Wynn (from the last two terms) is the epsilon table."""
+    from hvpseries.acceleration import wynn_epsilon
+
+    rng = np.random.default_rng(7)
+    Q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    eigenvalues = np.concatenate([[0.3, -1.8], rng.uniform(1.5, 2.0, 28) * rng.choice([-1, 1], 28)])
+    A = hs.aslinearoperator(backend.asarray((Q * eigenvalues) @ Q.T))
+    # mostly one slow (0.3) and one fast (-1.8) component: the accelerated value is returned
+    weights = 1e-3 * rng.standard_normal((30, 3))
+    weights[:2] = [[1.0, 2.0, 0.5], [1.0, -1.0, 3.0]]
+    b = Q @ weights[:, 0] if columns is None else Q @ weights[:, :columns]
+    options = {"damping": 0.1, "scale": 5.0}
+    terms = 20
+    # reference: the table on the float64 partial sums (its differences of sums lose about
+    # |S| / |d1 - d2| ~ 500 ulps; the short form works on the terms and loses far less)
+    A64 = hs.aslinearoperator((Q * eigenvalues) @ Q.T)
+    sums = [
+        abs_inv(A64, b, num_terms=k, acceleration=None, **options).x
+        for k in (terms - 2, terms - 1, terms)
+    ]
+    expected = wynn_epsilon(sums, 1, modifier=modifier)
+    result = abs_inv(A, backend.asarray(b), num_terms=terms, acceleration=acceleration, **options)
+    returned = result.info["returned"]
+    assert returned == ("accelerated" if columns is None else ["accelerated"] * columns)
+    scale = np.max(np.abs(expected))
+    tolerance = max(1e3 * np.finfo(np.float64).eps, 50 * backend.eps) * scale
+    np.testing.assert_allclose(backend.to_numpy(result.x), expected, rtol=0, atol=tolerance)
+    # and the acceleration did something: the plain partial sum is farther away
+    assert np.max(np.abs(sums[-1] - expected)) > 1e3 * tolerance
+
+
+@pytest.mark.parametrize("acceleration", ["wynn", "wynn-sablonniere"])
+@pytest.mark.parametrize("columns", [None, 2])
+def test_order_one_wynn_after_an_exact_term_returns_the_partial_sum(backend, acceleration, columns):
+    """A = 2 I with V = 4: every term after the first is zero, the inverses are undefined."""
+    A = hs.aslinearoperator(backend.asarray(2.0 * np.eye(4)))
+    b = np.arange(1.0, 5.0) if columns is None else np.stack([np.arange(1.0, 5.0), -np.ones(4)], 1)
+    result = abs_inv(A, backend.asarray(b), scale=4.0, num_terms=6, acceleration=acceleration)
+    np.testing.assert_allclose(backend.to_numpy(result.x), b / 2, rtol=backend.rtol)
+    assert np.all(np.asarray(result.error_estimate) == 0)
