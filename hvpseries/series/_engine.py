@@ -452,9 +452,10 @@ def _accelerate_now(n: int) -> bool:
     """In tolerance mode, accelerate on 3 consecutive terms out of every ``stride``.
 
     ``stride`` is the power of two near ``n / 16``, at least 8: the accelerator's ``O(K^2)``
-    vector operations (about ten vector passes for order 1, some five matvecs' worth on a
-    sparse stencil) are amortised over several terms, and the stop is delayed by at most 8
-    terms or ~6%. (A stride below 4 would accelerate after every term.)
+    vector operations (about six vector passes for order 1 in its closed form, some three
+    matvecs' worth on a 5-point stencil, more for higher orders) are amortised over several
+    terms, and the stop is delayed by at most 8 terms or ~6%. (A stride below 4 would
+    accelerate after every term.)
     """
     if n < 16:
         return True
