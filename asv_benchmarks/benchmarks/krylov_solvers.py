@@ -10,7 +10,14 @@ import time
 
 import numpy as np
 
-from .common import indefinite_logspaced, laplacian_2d, matrix_from_eigenvalues, pick, pin_threads
+from .common import (
+    indefinite_logspaced,
+    laplacian_2d,
+    laplacian_3d_27_point,
+    matrix_from_eigenvalues,
+    pick,
+    pin_threads,
+)
 
 RTOL = 1e-8
 KAPPAS = [1e2, 1e3, 1e4]
@@ -82,20 +89,28 @@ class KrylovMatvecs:
 
 
 class KrylovOverhead:
-    """Solver time over bare CSR matvec time, minus one, in percent (2D Laplacian)."""
+    """Solver time over bare CSR matvec time, minus one, in percent.
 
-    params = (["cg", "minres", "funm_chebyshev", "cg_multishift"],)
-    param_names = ["method"]
+    Two sparse matrices of n ~ 1e5 (regular profile): the 5-point 2D Laplacian (the cheapest
+    sparse matvec, ~ the memory traffic of 8 vector passes) and the 27-point 3D Laplacian.
+    """
+
+    params = (["cg", "minres", "funm_chebyshev", "cg_multishift"], ["5-point", "27-point"])
+    param_names = ["method", "stencil"]
     timeout = 600
 
-    def setup(self, method):
+    def setup(self, method, stencil):
         pin_threads(1)
         import hvpseries as hs
 
-        m = pick(100, 320)  # n = 10^4 fast, 102400 regular
-        self.matrix = laplacian_2d(m)
+        if stencil == "5-point":
+            m = pick(100, 320)  # n = 10^4 fast, 102400 regular
+            self.matrix, self.interval = laplacian_2d(m), (0.0, 8.0)
+        else:
+            m = pick(22, 47)  # n = 10648 fast, 103823 regular
+            self.matrix, self.interval = laplacian_3d_27_point(m), (0.0, 54.0)
         self.operator = hs.aslinearoperator(self.matrix, symmetric=True)
-        self.b = np.random.default_rng(0).standard_normal(m * m)
+        self.b = np.random.default_rng(0).standard_normal(self.matrix.shape[0])
         self.iterations = pick(50, 200)
 
     def _bare(self):
@@ -114,7 +129,7 @@ class KrylovOverhead:
             return krylov.minres(A, b, rtol=0.0, maxiter=k)
         if method == "cg_multishift":
             return krylov.cg_multishift(A, b, [0.0, 1.0], rtol=0.0, maxiter=k)
-        return krylov.funm_chebyshev(A, b, np.sqrt, interval=(0.0, 8.0), degree=k)
+        return krylov.funm_chebyshev(A, b, np.sqrt, interval=self.interval, degree=k)
 
     def _best(self, function, repeat=3):
         best = np.inf
@@ -124,7 +139,7 @@ class KrylovOverhead:
             best = min(best, time.perf_counter() - start)
         return best
 
-    def track_overhead_percent(self, method):
+    def track_overhead_percent(self, method, stencil):
         bare = self._best(self._bare)
         solver = self._best(lambda: self._solve(method))
         matvecs = self._solve(method).n_matvec
@@ -132,5 +147,5 @@ class KrylovOverhead:
 
     track_overhead_percent.unit = "percent"
 
-    def time_solve(self, method):
+    def time_solve(self, method, stencil):
         self._solve(method)

@@ -15,7 +15,14 @@ import warnings
 
 import numpy as np
 
-from .common import indefinite_logspaced, laplacian_2d, matrix_from_eigenvalues, pick, pin_threads
+from .common import (
+    indefinite_logspaced,
+    laplacian_2d,
+    laplacian_3d_27_point,
+    matrix_from_eigenvalues,
+    pick,
+    pin_threads,
+)
 
 MAX_TERMS = 20_000
 ACCELERATIONS = ["plain", "wynn", "levin", "tail"]
@@ -87,18 +94,27 @@ class DenseEighReference:
 
 
 class SeriesTermOverhead:
-    params = (["numpy", "torch"], ["plain", "wynn", "tail"], ["num_terms", "rtol"])
-    param_names = ["backend", "acceleration", "mode"]
+    params = (
+        ["numpy", "torch"],
+        ["plain", "wynn", "tail"],
+        ["num_terms", "rtol"],
+        ["5-point", "27-point"],
+    )
+    param_names = ["backend", "acceleration", "mode", "stencil"]
     timeout = 600
     terms = 200
 
-    def setup(self, backend, acceleration, mode):
+    def setup(self, backend, acceleration, mode, stencil):
         pin_threads(1)
         import hvpseries as hs
 
-        m = pick(320, 448)  # n = m^2 >= 1e5
-        laplacian = laplacian_2d(m, shift=4.0)
-        b = np.random.default_rng(0).standard_normal(m * m)
+        if stencil == "5-point":
+            m = pick(320, 448)  # n = m^2 >= 1e5
+            laplacian, scale = laplacian_2d(m, shift=4.0), 64.0
+        else:
+            m = 47  # n = m^3 = 103 823
+            laplacian, scale = laplacian_3d_27_point(m), 54.0**2
+        b = np.random.default_rng(0).standard_normal(laplacian.shape[0])
         if backend == "torch":
             import torch
 
@@ -113,7 +129,7 @@ class SeriesTermOverhead:
             matrix = laplacian
         self.operator = hs.MatrixOperator(matrix, symmetric=True)
         self.matrix, self.b = matrix, b
-        self.kwargs = {"scale": 64.0, "acceleration": _acceleration(acceleration)}
+        self.kwargs = {"scale": scale, "acceleration": _acceleration(acceleration)}
         if mode == "num_terms":
             self.kwargs["num_terms"] = self.terms
         else:  # a tolerance that is never met: the full per-term cost of the stopping test
@@ -129,13 +145,13 @@ class SeriesTermOverhead:
 
         abs_inv(self.operator, self.b, **self.kwargs)
 
-    def time_bare_matvec_pairs(self, backend, acceleration, mode):
+    def time_bare_matvec_pairs(self, backend, acceleration, mode, stencil):
         self._bare()
 
-    def time_series(self, backend, acceleration, mode):
+    def time_series(self, backend, acceleration, mode, stencil):
         self._series()
 
-    def track_overhead_percent(self, backend, acceleration, mode):
+    def track_overhead_percent(self, backend, acceleration, mode, stencil):
         def best(function, repeats=5):
             timings = []
             for _ in range(repeats):
