@@ -10,6 +10,7 @@ Lanczos coefficients off by ``9``.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
@@ -268,12 +269,13 @@ def test_the_accelerators_fallback_is_decided_in_the_space(acceleration):
 def test_all_finite_on_every_backend(backend):
     """The one-reduction test agrees with the entry-wise test, also where the sum overflows."""
     space = hs.VectorSpace(backend.xp)
-    huge = float(np.finfo(backend.dtype_name).max) / 2
+    largest = float(np.finfo(backend.dtype_name).max)
+    huge = largest / 2
     cases = {
         "finite": ([1.0, -2.0, 3.0], True),
         "empty": ([], True),
         "sum overflows": ([huge, huge, huge], True),
-        "sum overflows, then cancels": ([huge, huge, -huge, -huge], True),
+        "sum overflows, then cancels": ([largest, largest, -largest, -largest], True),
         "nan": ([1.0, np.nan, 3.0], False),
         "inf": ([np.inf, 1.0], False),
         "-inf": ([1.0, -np.inf], False),
@@ -285,3 +287,28 @@ def test_all_finite_on_every_backend(backend):
         assert space.all_finite(x) is expected, name
         block = backend.asarray(np.stack([np.array(values, dtype=np.float64)] * 2, axis=1))
         assert space.all_finite(block) is expected, name
+
+
+@pytest.mark.parametrize(
+    ("library", "dtype", "big"),
+    [("numpy", "float16", 6e4), ("torch", "float16", 6e4), ("torch", "bfloat16", 3e38)],
+)
+def test_all_finite_in_half_precision(library, dtype, big):
+    """Half-precision sums overflow after a few large entries: the entry-wise test decides."""
+    import array_api_compat
+
+    module = pytest.importorskip(library)
+    dtype = getattr(module, dtype)
+    finite = module.asarray([big, big, big], dtype=dtype)
+    space = hs.VectorSpace(array_api_compat.array_namespace(finite))
+    assert space.all_finite(finite)
+    assert not space.all_finite(module.asarray([big, math.inf, 1.0], dtype=dtype))
+    assert not space.all_finite(module.asarray([big, math.nan, big], dtype=dtype))
+
+
+def test_all_finite_complex():
+    """An Inf or NaN in either part of a complex entry is caught, an overflowing sum is not."""
+    space = hs.VectorSpace(hs.aslinearoperator(np.eye(2, dtype=complex)).xp)
+    assert not space.all_finite(np.array([1.0 + 1j, complex(1.0, math.inf)]))
+    assert not space.all_finite(np.array([complex(math.nan, 0.0), 1.0]))
+    assert space.all_finite(np.array([1e308 + 1e308j] * 3))

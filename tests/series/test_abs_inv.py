@@ -462,3 +462,71 @@ def test_order_one_wynn_after_an_exact_term_returns_the_partial_sum(backend, acc
     result = abs_inv(A, backend.asarray(b), scale=4.0, num_terms=6, acceleration=acceleration)
     np.testing.assert_allclose(backend.to_numpy(result.x), b / 2, rtol=backend.rtol)
     assert np.all(np.asarray(result.error_estimate) == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_order_one_wynn_on_a_complex_hermitian_operator(dtype):
+    """The closed form's conjugates: against the epsilon table of complex128 partial sums."""
+    from hvpseries.acceleration import wynn_epsilon
+
+    rng = np.random.default_rng(11)
+    Q, _ = np.linalg.qr(rng.standard_normal((20, 20)) + 1j * rng.standard_normal((20, 20)))
+    eigenvalues = np.concatenate([[0.3, -1.8], rng.uniform(1.5, 2.0, 18)])
+    matrix = (Q * eigenvalues) @ Q.conj().T
+    weights = 1e-3 * (rng.standard_normal(20) + 1j * rng.standard_normal(20))
+    weights[:2] = [1.0 + 0.5j, -1.0 + 2.0j]
+    b = Q @ weights
+    options = {"damping": 0.1, "scale": 5.0}
+    reference = hs.aslinearoperator(matrix)
+    sums = [
+        abs_inv(reference, b, num_terms=k, acceleration=None, **options).x for k in (18, 19, 20)
+    ]
+    expected = wynn_epsilon(sums, 1)
+    A = hs.aslinearoperator(matrix.astype(dtype))
+    result = abs_inv(A, b.astype(dtype), num_terms=20, acceleration="wynn", **options)
+    assert result.info["returned"] == "accelerated"
+    eps = np.finfo(dtype).eps
+    tolerance = max(1e3 * np.finfo(np.float64).eps, 50 * eps) * np.max(np.abs(expected))
+    np.testing.assert_allclose(result.x, expected, rtol=0, atol=tolerance)
+    assert np.max(np.abs(sums[-1] - expected)) > 1e3 * tolerance
+
+
+def test_order_one_wynn_block_with_some_undefined_columns():
+    """Column 0 is exact after one term (undefined inverses), column 1 is accelerated."""
+    from hvpseries.acceleration import wynn_epsilon
+
+    A = hs.aslinearoperator(np.diag([2.0, 1.0, 1.0, 1.5]))
+    b = np.stack([np.array([1.0, 0.0, 0.0, 0.0]), np.ones(4)], axis=1)
+    options = {"scale": 4.0, "num_terms": 12}
+    result = abs_inv(A, b, acceleration="wynn", **options)
+    sums = [abs_inv(A, b[:, 1], num_terms=k, scale=4.0, acceleration=None).x for k in (10, 11, 12)]
+    assert np.all(np.isfinite(result.x))
+    np.testing.assert_allclose(result.x[:, 0], b[:, 0] / 2, rtol=1e-14)
+    if result.info["returned"][1] == "accelerated":
+        np.testing.assert_allclose(result.x[:, 1], wynn_epsilon(sums, 1), rtol=1e-12)
+    else:
+        np.testing.assert_allclose(result.x[:, 1], sums[-1], rtol=1e-14)
+
+
+@pytest.mark.parametrize("columns", [None, 2])
+def test_order_one_wynn_with_an_overflowing_correction_returns_the_latest_sum(columns):
+    """Squared term norms beyond float64's range: no warning, ``S_n`` (as the table's fallback).
+
+    The solvers cannot reach this (the norms of such terms overflow first, giving NONFINITE),
+    so the accelerator is called directly, on a window whose terms have norms ~1e160.
+    """
+    from hvpseries.series._coefficients import CoefficientStream
+    from hvpseries.series._engine import _Accelerator
+
+    stream = CoefficientStream("inv_sqrt")
+    accelerate = _Accelerator(hs.VectorSpace(hs.aslinearoperator(np.eye(3)).xp), "wynn", 1, stream)
+    v_previous = np.array([1e160, 0.0, 0.0])
+    v = v_previous * (1 - 1e-5)
+    if columns is not None:
+        v_previous, v = np.stack([v_previous] * columns, 1), np.stack([v] * columns, 1)
+    sums = [np.zeros_like(v), stream[1] * v_previous, stream[1] * v_previous + stream[2] * v]
+    norms = np.full(columns or 1, 1e160 * (1 - 1e-5))
+    with np.errstate(all="raise"):
+        estimate = accelerate(sums, 2, v, v_previous, norms, np.full(columns or 1, 1e160))
+    np.testing.assert_array_equal(estimate, sums[-1])
+    assert estimate is not sums[-1]
