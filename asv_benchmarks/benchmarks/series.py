@@ -164,3 +164,55 @@ class SeriesTermOverhead:
         return 100.0 * (series - bare) / bare
 
     track_overhead_percent.unit = "%"
+
+
+class SeriesTermFloor(SeriesTermOverhead):
+    """The least vector work a plain term needs, over the bare matvec pair, in percent.
+
+    Per term the series must form ``v = v_prev - p / V`` and ``S += c v`` and read ``||v||``
+    (for divergence detection). Done here with the library's own primitives, in place on
+    preallocated arrays, beside the same matvecs: NumPy needs two-operand passes (``4``
+    read-modify-writes and a dot), torch fuses each update (``add`` with ``alpha``). No solver
+    built on these primitives can have a smaller per-term overhead than this.
+    """
+
+    params = (["numpy", "torch"], ["5-point", "27-point"])
+    param_names = ["backend", "stencil"]
+
+    def setup(self, backend, stencil):
+        super().setup(backend, "plain", "num_terms", stencil)
+
+    def _bare_with_vector_work(self, backend):
+        matrix, b, scale = self.matrix, self.b, self.kwargs["scale"]
+        v, total, scratch = b * 1.0, b * 0.0, b * 0.0
+        for _ in range(self.terms - 1):
+            product = matrix @ (matrix @ v)
+            if backend == "torch":
+                import torch
+
+                torch.add(v, product, alpha=-1.0 / scale, out=scratch)
+                v, scratch = scratch, v
+                total.add_(v, alpha=0.5)
+                torch.dot(v, v)
+            else:
+                np.multiply(product, -1.0 / scale, out=scratch)
+                scratch += v
+                v, scratch = scratch, v
+                np.multiply(v, 0.5, out=product)
+                total += product
+                v @ v
+
+    def track_floor_percent(self, backend, stencil):
+        def best(function, repeats=5):
+            timings = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                function()
+                timings.append(time.perf_counter() - start)
+            return min(timings)
+
+        bare = best(self._bare)
+        with_work = best(lambda: self._bare_with_vector_work(backend))
+        return 100.0 * (with_work - bare) / bare
+
+    track_floor_percent.unit = "%"
