@@ -18,6 +18,7 @@ from ._array_api import epsilon, host_values
 from ._linear_operator import LinearOperator
 from ._matrix_operator import MatrixOperator
 from ._result import SolveResult, Status
+from ._rhs_scaling import scales_right_hand_side
 from ._validation import (
     check_maxiter,
     check_nonnegative,
@@ -74,6 +75,7 @@ def _with_method(result: SolveResult, method: str, throw: bool, **extra: Any) ->
     return result.raise_for_status() if throw else result
 
 
+@scales_right_hand_side()
 def _dense_funm(
     operator: LinearOperator,
     b: Any,

@@ -20,6 +20,7 @@ from .._array_api import array_namespace, device, host_values, is_complex_dtype,
 from .._conversion import aslinearoperator
 from .._linear_operator import LinearOperator
 from .._result import SolveResult, Status
+from .._rhs_scaling import scales_right_hand_side
 from .._validation import (
     check_maxiter,
     check_tolerances,
@@ -231,6 +232,7 @@ def make_result(
     return result.raise_for_status() if throw else result
 
 
+@scales_right_hand_side()
 def cg(
     A: Any,
     b: Any,

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.fft
 
 from .._result import SolveResult, Status
+from .._rhs_scaling import scales_right_hand_side
 from .._validation import (
     check_positive_int,
     check_real_pair,
@@ -80,6 +81,7 @@ def _resolved_coefficients(
         num_nodes *= 2
 
 
+@scales_right_hand_side()
 def funm_chebyshev(
     A: Any,
     b: Any,

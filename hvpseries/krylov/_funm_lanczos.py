@@ -11,6 +11,7 @@ import numpy as np
 from .._array_api import device, epsilon
 from .._linear_operator import LinearOperator
 from .._result import SolveResult, Status
+from .._rhs_scaling import scales_right_hand_side
 from .._validation import (
     check_maxiter,
     check_tolerances,
@@ -51,6 +52,7 @@ _FAST_ACCURACY = 1e-3
 _FINAL_ACCURACY = 1e-14
 
 
+@scales_right_hand_side(callback="estimate")
 def funm_lanczos(
     A: Any,
     b: Any,

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._array_api import device, epsilon
 from .._result import SolveResult, Status
+from .._rhs_scaling import scales_right_hand_side
 from ._cg import (
     ColumnBook,
     LinearSystem,
@@ -28,6 +29,7 @@ __all__ = ["minres"]
 _LSQ_RECHECK = 3
 
 
+@scales_right_hand_side()
 def minres(
     A: Any,
     b: Any,

@@ -12,6 +12,7 @@ from scipy.linalg import eigvalsh_tridiagonal
 
 from .._array_api import array_namespace, device
 from .._result import SolveResult, Status
+from .._rhs_scaling import scales_right_hand_side
 from .._validation import (
     check_maxiter,
     check_tolerances,
@@ -24,6 +25,7 @@ from ._cg import aggregate_status, column_dots, column_norms, take_columns, to_h
 __all__ = ["cg_multishift"]
 
 
+@scales_right_hand_side()
 def cg_multishift(
     A: Any,
     b: Any,

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._array_api import device, epsilon
 from .._result import SolveResult, Status
+from .._rhs_scaling import scales_right_hand_side
 from .._validation import (
     check_maxiter,
     check_real_pair,
@@ -111,6 +112,7 @@ def quadrature_nodes(
     )
 
 
+@scales_right_hand_side()
 def abs_inv_rational(
     A: Any,
     b: Any,

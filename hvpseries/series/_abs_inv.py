@@ -8,6 +8,7 @@ from typing import Any
 
 from .._linear_operator import LinearOperator
 from .._result import SolveResult
+from .._rhs_scaling import scales_right_hand_side
 from .._validation import prepare_system, require_not_nonsymmetric
 from ._arguments import check_damping, check_series_arguments
 from ._coefficients import CoefficientStream
@@ -31,6 +32,7 @@ def squared_apply(operator: LinearOperator) -> Callable[[Any], Any]:
     return apply
 
 
+@scales_right_hand_side()
 def abs_inv(
     A: Any,
     b: Any,

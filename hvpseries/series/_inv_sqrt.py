@@ -6,11 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from .._result import SolveResult
+from .._rhs_scaling import scales_right_hand_side
 from ._linear import solve_linear_series
 
 __all__ = ["inv_sqrt", "sqrt"]
 
 
+@scales_right_hand_side()
 def inv_sqrt(
     M: Any,
     b: Any,
@@ -93,6 +95,7 @@ def inv_sqrt(
     )
 
 
+@scales_right_hand_side()
 def sqrt(
     M: Any,
     b: Any,

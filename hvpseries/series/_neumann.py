@@ -6,11 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from .._result import SolveResult
+from .._rhs_scaling import scales_right_hand_side
 from ._linear import solve_linear_series
 
 __all__ = ["neumann"]
 
 
+@scales_right_hand_side()
 def neumann(
     A: Any,
     b: Any,
