@@ -2,12 +2,14 @@
 
 Every solver reduces vectors through inner products. For a float32 ``b`` with entries near
 ``1e-23`` the squared norm underflows to zero, so ``b`` looks like the zero vector and the
-answer would be ``x = 0``, silently; near ``1e20`` it overflows and ``b`` looks non-finite.
-The functions ``f(A) b`` are linear in ``b``, so such a solve runs on ``s b`` instead, with
-``s`` a power of two per column (exact: no rounding is added) that brings each norm near 1,
-and ``x``, the error estimates and the residual norms are divided by ``s`` afterwards. Columns
-whose norms are in range are left untouched, so well-scaled problems give bit-identical results
-at the cost of one norm of ``b``.
+answer would be ``x = 0``, silently; near ``1e20`` it overflows and ``b`` looks non-finite; and
+well before that, residuals ``rtol`` times smaller than ``b`` lose their inner products. The
+functions ``f(A) b`` are linear in ``b``, so such a solve runs on ``s b`` instead, with ``s`` a
+power of two per column (exact: no rounding is added) that brings each norm near 1, and ``x``,
+the error estimates and the residual norms are divided by ``s`` afterwards. Columns whose norms
+are within the middle half of the dtype's exponent range (float32: ``2^-31 .. 2^32``, float64:
+``2^-255 .. 2^256``) are left untouched, so well-scaled problems give bit-identical results at
+the cost of one norm of ``b``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +26,11 @@ import numpy as np
 
 from ._array_api import array_namespace, device, host_values, is_array
 from ._linear_operator import LinearOperator
+from ._result import Status
 from ._vector_space import VectorSpace
 
 __all__ = ["scales_right_hand_side"]
 
-# Norms within 2**(e/2 -+ 4) of the dtype's exponent range e have squares well inside it.
-_MARGIN = 4.0
 # Rounds of rescaling by the square root of the range: two bring even the smallest subnormal
 # (or the largest finite) entries into range; a column still of norm 0 is exactly zero.
 _ROUNDS = 2
@@ -65,18 +67,24 @@ def _decorate(solver: Callable[..., Any], *, estimate_callback: bool) -> Callabl
         except TypeError:
             return solver(*args, **kwargs)  # the solver's own error for a wrong call
         arguments = bound.arguments
-        scales = _rhs_scales(arguments.get(operator_name), arguments.get("b"))
+        b = arguments.get("b")
+        atol = arguments.get("atol", defaults.get("atol", 0.0))
+        x0 = arguments.get("x0")
+        if estimate_callback and getattr(b, "ndim", 1) == 2:
+            return solver(*args, **kwargs)  # it solves a block column by column through here
+        if not _valid_atol(atol):
+            return solver(*args, **kwargs)  # the solver refuses it with its own message
+        scales = _rhs_scales(arguments.get(operator_name), b, x0)
         if scales is None:
             return solver(*args, **kwargs)
-        b = arguments["b"]
         xp = array_namespace(b)
         factor = _as_factor(xp, b, scales)
         arguments["b"] = b * factor
-        if is_array(arguments.get("x0")):
-            arguments["x0"] = arguments["x0"] * factor
-        atol = arguments.get("atol", defaults.get("atol"))
-        if "atol" in signature.parameters and atol is not None:
-            arguments["atol"] = _scaled_tolerance(atol, scales)
+        if x0 is not None:
+            arguments["x0"] = x0 * factor
+        if "atol" in signature.parameters:
+            # one absolute tolerance for all columns: the smallest scaled one holds for each
+            arguments["atol"] = float(atol) * float(np.min(scales))
         user_callback = arguments.get("callback")
         if user_callback is not None and callable(user_callback):
             arguments["callback"] = _unscaling_callback(
@@ -86,17 +94,41 @@ def _decorate(solver: Callable[..., Any], *, estimate_callback: bool) -> Callabl
         if "throw" in signature.parameters:
             arguments["throw"] = False
         result = solver(*bound.args, **bound.kwargs)
-        result = _unscaled(xp, b, result, scales)
+        result = _unscaled(xp, b, result, scales, _space(arguments.get(operator_name), xp))
         return result.raise_for_status() if throw else result
 
     return wrapper
 
 
-def _rhs_scales(A: Any, b: Any) -> np.ndarray | None:
+def _valid_atol(atol: Any) -> bool:
+    return (
+        isinstance(atol, numbers.Real)
+        and not isinstance(atol, bool)
+        and math.isfinite(float(atol))
+        and float(atol) >= 0
+    )
+
+
+def _space(A: Any, xp: Any) -> VectorSpace:
+    """Return the operator's own space (sharded vectors); plain matrices act on local ones."""
+    return A.vector_space if isinstance(A, LinearOperator) else VectorSpace(xp)
+
+
+def _log2_norms(space: VectorSpace, x: Any) -> np.ndarray:
+    """``log2`` of the column norms of finite ``x``; an overflowing one is ``+inf``.
+
+    (The complex inner product of huge entries overflows to ``nan + nan j``, not ``inf``.)
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the cases sought
+        exponents = np.log2(host_values(space.norm(x)))
+    return np.where(np.isnan(exponents), np.inf, exponents)
+
+
+def _rhs_scales(A: Any, b: Any, x0: Any) -> np.ndarray | None:
     """Per-column powers of two for ``b``, or None if every column is fine as it is.
 
     None also for input the solver will refuse or report itself (not an array, wrong shape,
-    non-finite entries).
+    non-finite entries), and where the scale would push ``x0`` out of range.
     """
     if not is_array(b) or getattr(b, "ndim", 0) not in (1, 2):
         return None
@@ -107,52 +139,49 @@ def _rhs_scales(A: Any, b: Any) -> np.ndarray | None:
         shape = getattr(A, "shape", None)
         if shape is None or len(shape) != 2 or b.shape[0] != shape[1]:
             return None
-        # an operator's own space (sharded vectors); plain matrices act on whole local vectors
-        if isinstance(A, LinearOperator):
-            if A.xp is not xp:
-                return None
-            space = A.vector_space
-        else:
-            space = VectorSpace(xp)
+        if isinstance(A, LinearOperator) and A.xp is not xp:
+            return None
+        if x0 is not None and (not is_array(x0) or array_namespace(x0) is not xp):
+            return None
         finfo = xp.finfo(b.dtype)
     except (TypeError, ValueError):
         return None
-    low = 0.5 * math.log2(float(finfo.smallest_normal)) + _MARGIN
-    high = 0.5 * math.log2(float(finfo.max)) - _MARGIN
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the cases sought
-        norms = host_values(space.norm(b))
-        exponents = np.log2(norms)
+    space = _space(A, xp)
+    smallest, largest = math.log2(float(finfo.smallest_normal)), math.log2(float(finfo.max))
+    low, high = smallest / 4, largest / 4  # the middle half of the exponent range
+    exponents = _log2_norms(space, b)
     suspicious = ~((exponents >= low) & (exponents <= high))
     if not np.any(suspicious) or not space.all_finite(b):
         return None
-    scales = np.ones(norms.shape)
-    step = 2.0 ** math.floor(high)
+    scales = np.ones(exponents.shape)
+    step = 2.0 ** (math.floor(largest / 2) - 2)  # two steps stay finite in the dtype
     for _ in range(_ROUNDS):
         scales[suspicious & (exponents < low)] *= step
         scales[suspicious & (exponents > high)] /= step
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            norms = host_values(space.norm(b * _as_factor(xp, b, scales)))
-            exponents = np.log2(norms)
+        exponents = _log2_norms(space, b * _as_factor(xp, b, scales))
         suspicious &= ~((exponents >= low) & (exponents <= high))
         if not np.any(suspicious):
             break
     rescaled = (scales != 1.0) & np.isfinite(exponents) & ~suspicious
-    scales[rescaled] *= 2.0 ** -np.round(exponents[rescaled])
+    # bring the norm near 1, but keep the scale itself a finite number of the dtype
+    limit = math.floor(largest) - 1
+    powers = np.clip(np.log2(scales[rescaled]) - np.round(exponents[rescaled]), -limit, limit)
+    scales[rescaled] = 2.0**powers
     scales[~rescaled] = 1.0  # zero columns (and any left out of range) stay as they are
-    return scales if np.any(scales != 1.0) else None
+    if not np.any(scales != 1.0):
+        return None
+    if x0 is not None:
+        with np.errstate(over="ignore"):
+            moved = _log2_norms(space, x0 * _as_factor(xp, b, scales))
+        if np.any(moved > largest / 2 - 1):
+            return None  # x0 does not fit the scaled problem: solve as given
+    return scales
 
 
 def _as_factor(xp: Any, b: Any, scales: np.ndarray) -> Any:
     if b.ndim == 1:
         return float(scales[0])
     return xp.asarray(scales, dtype=b.dtype, device=device(b))
-
-
-def _scaled_tolerance(atol: Any, scales: np.ndarray) -> Any:
-    """One absolute tolerance for all columns: the smallest scaled one holds for each."""
-    if isinstance(atol, bool) or not isinstance(atol, (int, float)):
-        return atol  # the solver refuses it with its own message
-    return float(atol) * float(np.min(scales))
 
 
 def _per_column(value: Any, inverse: np.ndarray) -> Any:
@@ -174,7 +203,12 @@ def _unscaling_callback(
     return lambda x: callback(x * factor)
 
 
-def _unscaled(xp: Any, b: Any, result: Any, scales: np.ndarray) -> Any:
+def _unscaled(xp: Any, b: Any, result: Any, scales: np.ndarray, space: VectorSpace) -> Any:
+    """Return the result of the scaled solve for the caller's ``b``.
+
+    Scaled back up, ``x`` can overflow (the answer is beyond the dtype's range): a converged
+    status then becomes ``NONFINITE``, as for the unscaled solve.
+    """
     inverse = 1.0 / scales
 
     def per_column(value: Any) -> Any:
@@ -184,9 +218,19 @@ def _unscaled(xp: Any, b: Any, result: Any, scales: np.ndarray) -> Any:
     if "plain_error_estimate" in info:
         info["plain_error_estimate"] = per_column(info["plain_error_estimate"])
     info["rhs_scale"] = float(scales[0]) if b.ndim == 1 else scales.tolist()
+    with np.errstate(over="ignore"):
+        x = result.x * _as_factor(xp, b, inverse)
+    status = result.status
+    if status.converged and np.any(scales < 1.0) and not space.all_finite(x):
+        status = Status.NONFINITE
+        info["advice"] = (
+            "the solution overflows the dtype: its entries exceed the largest "
+            f"{xp.finfo(b.dtype).max:.3g}; scale b down or use a wider dtype"
+        )
     return dataclasses.replace(
         result,
-        x=result.x * _as_factor(xp, b, inverse),
+        x=x,
+        status=status,
         error_estimate=per_column(result.error_estimate),
         residual_norm=per_column(result.residual_norm),
         info=info,

@@ -122,3 +122,80 @@ def test_callback_x0_atol_and_throw_see_the_callers_scale():
         krylov.minres(hs.aslinearoperator(INDEFINITE), B * tiny, rtol=1e-12, maxiter=2, throw=True)
     assert caught.value.result.status is Status.MAX_ITERATIONS
     assert np.linalg.norm(caught.value.result.x) < 1e3 * tiny
+
+
+def test_an_answer_beyond_the_dtype_is_nonfinite_not_success():
+    """Scaled back up, x overflows float32: NONFINITE (as without the rescaling)."""
+    A = hs.aslinearoperator(np.diag(np.linspace(1e-9, 2e-9, 20)).astype(np.float32), psd=True)
+    b = np.full(20, 1e30, dtype=np.float32)
+    for result in (krylov.cg(A, b, rtol=1e-4), hs.abs_inv(A, b, method="lanczos", rtol=1e-4)):
+        assert result.status is Status.NONFINITE
+        assert "overflows" in result.info["advice"]
+
+
+def test_numpy_scalar_atol_is_scaled_like_a_float():
+    S = hs.aslinearoperator(SPD)
+    b = B * 2.0**540
+    plain = krylov.cg(S, b, rtol=0.0, atol=1e-3, maxiter=50)
+    assert plain.status is Status.MAX_ITERATIONS  # 1e-3 is far below rounding of ||b|| ~ 1e163
+    for atol in (np.float32(1e-3), np.float64(1e-3), np.int64(0)):
+        result = krylov.cg(S, b, rtol=0.0, atol=atol, maxiter=50)
+        assert result.status is plain.status and result.n_iter == plain.n_iter
+
+
+@pytest.mark.parametrize(("dtype", "size"), [(np.float64, 1e-310), (np.float32, 1e-40)])
+def test_subnormal_rhs(dtype, size):
+    A = hs.aslinearoperator(INDEFINITE.astype(dtype))
+    b = (np.sign(B) * size).astype(dtype)  # every entry subnormal
+    assert np.all(np.abs(b) < np.finfo(dtype).smallest_normal) and np.all(b != 0)
+    reference = krylov.minres(A, np.sign(B).astype(dtype), rtol=_rtol(b))
+    result = krylov.minres(A, b, rtol=_rtol(b))
+    assert result.status is reference.status
+    scale = float(b[0]) / float(np.sign(B[0]))  # the subnormal actually stored
+    # b / scale is sign(B) up to the subnormal's rounding: agreement to the solver's tolerance
+    np.testing.assert_allclose(result.x / scale, reference.x, rtol=10 * _rtol(b))
+
+
+def test_huge_complex_rhs():
+    """conj(b) @ b of huge complex entries is nan + nan j, not inf: still an overflow."""
+    H = SPD + 1j * (np.triu(np.ones((N, N)), 1) - np.tril(np.ones((N, N)), -1)) * 0.01
+    A = hs.aslinearoperator(H)
+    b = (B + 1j * B[::-1]) * 2.0**540
+    reference = krylov.cg(A, B + 1j * B[::-1], rtol=1e-8)
+    result = krylov.cg(A, b, rtol=1e-8)
+    assert result.status is reference.status is Status.SUCCESS
+    np.testing.assert_allclose(result.x / 2.0**540, reference.x, rtol=1e-10)
+
+
+def test_lanczos_block_callback_reports_each_columns_own_scale():
+    tiny = 2.0**-600
+    A = hs.aslinearoperator(INDEFINITE)
+    seen = []
+    block = np.stack([B, B * tiny], axis=1)
+    result = krylov.funm_lanczos(
+        A, block, np.abs, rtol=1e-8, callback=lambda count, estimate: seen.append(estimate)
+    )
+    assert result.converged and result.info["rhs_scale"][0] == 1.0
+    ordinary = [e for e in seen if e > 1e-100]
+    small = [e for e in seen if e <= 1e-100]
+    assert ordinary and small and max(small) < 1e-150  # the tiny column's estimates are tiny
+
+
+def test_residual_far_below_a_small_rhs_is_still_measured():
+    """float32, ||b|| = 2^-58: r = 1e-5 b squared underflowed, so CG claimed a zero residual."""
+    n = 1000
+    diagonal = np.linspace(1.0, 100.0, n).astype(np.float32)
+    A = hs.aslinearoperator(np.diag(diagonal), psd=True)
+    b = np.ones(n, dtype=np.float32)
+    b *= np.float32(2.0**-58 / np.linalg.norm(b))
+    result = krylov.cg(A, b, rtol=1e-5)
+    assert result.converged
+    true_residual = np.linalg.norm(diagonal.astype(float) * result.x - b) / np.linalg.norm(b)
+    assert true_residual <= 2e-5
+    assert result.residual_norm > 0
+
+
+def test_x0_that_does_not_fit_the_scaled_problem_is_solved_as_given():
+    tiny = 2.0**-560
+    result = krylov.cg(hs.aslinearoperator(SPD), B * tiny, np.full(N, 1e150), maxiter=3)
+    assert "rhs_scale" not in result.info
