@@ -6,11 +6,10 @@ iterations on a sparse 2D Laplacian (n = 102400 in the regular profile) over the
 same number of bare SciPy CSR matvecs, minus one, in percent (target < 10%).
 """
 
-import time
-
 import numpy as np
 
 from .common import (
+    best_time,
     indefinite_logspaced,
     laplacian_2d,
     laplacian_3d_27_point,
@@ -131,17 +130,9 @@ class KrylovOverhead:
             return krylov.cg_multishift(A, b, [0.0, 1.0], rtol=0.0, maxiter=k)
         return krylov.funm_chebyshev(A, b, np.sqrt, interval=self.interval, degree=k)
 
-    def _best(self, function, repeat=3):
-        best = np.inf
-        for _ in range(repeat):
-            start = time.perf_counter()
-            function()
-            best = min(best, time.perf_counter() - start)
-        return best
-
     def track_overhead_percent(self, method, stencil):
-        bare = self._best(self._bare)
-        solver = self._best(lambda: self._solve(method))
+        bare = best_time(self._bare, repeats=3)
+        solver = best_time(lambda: self._solve(method), repeats=3)
         matvecs = self._solve(method).n_matvec
         return 100.0 * (solver / (bare * matvecs / self.iterations) - 1.0)
 

@@ -10,12 +10,12 @@
 """
 
 import math
-import time
 import warnings
 
 import numpy as np
 
 from .common import (
+    best_time,
     indefinite_logspaced,
     laplacian_2d,
     laplacian_3d_27_point,
@@ -152,15 +152,7 @@ class SeriesTermOverhead:
         self._series()
 
     def track_overhead_percent(self, backend, acceleration, mode, stencil):
-        def best(function, repeats=5):
-            timings = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                function()
-                timings.append(time.perf_counter() - start)
-            return min(timings)
-
-        bare, series = best(self._bare), best(self._series)
+        bare, series = best_time(self._bare), best_time(self._series)
         return 100.0 * (series - bare) / bare
 
     track_overhead_percent.unit = "%"
@@ -203,16 +195,8 @@ class SeriesTermFloor(SeriesTermOverhead):
                 v @ v
 
     def track_floor_percent(self, backend, stencil):
-        def best(function, repeats=5):
-            timings = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                function()
-                timings.append(time.perf_counter() - start)
-            return min(timings)
-
-        bare = best(self._bare)
-        with_work = best(lambda: self._bare_with_vector_work(backend))
+        bare = best_time(self._bare)
+        with_work = best_time(lambda: self._bare_with_vector_work(backend))
         return 100.0 * (with_work - bare) / bare
 
     track_floor_percent.unit = "%"
