@@ -1,4 +1,4 @@
-"""Right-hand sides so small or large that their squared norms underflow or overflow.
+"""Right-hand sides (and vectors) so small or large that their squared norms under/overflow.
 
 Every solver reduces vectors through inner products. For a float32 ``b`` with entries near
 ``1e-23`` the squared norm underflows to zero, so ``b`` looks like the zero vector and the
@@ -147,18 +147,36 @@ def _rhs_scales(A: Any, b: Any, x0: Any) -> np.ndarray | None:
     except (TypeError, ValueError):
         return None
     space = _space(A, xp)
+    scales = _balancing_scales(space, b, finfo)
+    if scales is None:
+        return None
+    if x0 is not None:
+        with np.errstate(over="ignore"):
+            moved = _log2_norms(space, x0 * _as_factor(xp, b, scales))
+        if np.any(moved > math.log2(float(finfo.max)) / 2 - 1):
+            return None  # x0 does not fit the scaled problem: solve as given
+    return scales
+
+
+def _balancing_scales(space: VectorSpace, x: Any, finfo: Any) -> np.ndarray | None:
+    """Powers of two per column that bring the norms of finite ``x`` near 1.
+
+    Only columns whose norms are outside the middle half of the exponent range get a scale
+    other than 1 (None if there are none, or if ``x`` has a non-finite entry).
+    """
+    xp = space.xp
     smallest, largest = math.log2(float(finfo.smallest_normal)), math.log2(float(finfo.max))
     low, high = smallest / 4, largest / 4  # the middle half of the exponent range
-    exponents = _log2_norms(space, b)
+    exponents = _log2_norms(space, x)
     suspicious = ~((exponents >= low) & (exponents <= high))
-    if not np.any(suspicious) or not space.all_finite(b):
+    if not np.any(suspicious) or not space.all_finite(x):
         return None
     scales = np.ones(exponents.shape)
     step = 2.0 ** (math.floor(largest / 2) - 2)  # two steps stay finite in the dtype
     for _ in range(_ROUNDS):
         scales[suspicious & (exponents < low)] *= step
         scales[suspicious & (exponents > high)] /= step
-        exponents = _log2_norms(space, b * _as_factor(xp, b, scales))
+        exponents = _log2_norms(space, x * _as_factor(xp, x, scales))
         suspicious &= ~((exponents >= low) & (exponents <= high))
         if not np.any(suspicious):
             break
@@ -168,14 +186,29 @@ def _rhs_scales(A: Any, b: Any, x0: Any) -> np.ndarray | None:
     powers = np.clip(np.log2(scales[rescaled]) - np.round(exponents[rescaled]), -limit, limit)
     scales[rescaled] = 2.0**powers
     scales[~rescaled] = 1.0  # zero columns (and any left out of range) stay as they are
-    if not np.any(scales != 1.0):
-        return None
-    if x0 is not None:
-        with np.errstate(over="ignore"):
-            moved = _log2_norms(space, x0 * _as_factor(xp, b, scales))
-        if np.any(moved > largest / 2 - 1):
-            return None  # x0 does not fit the scaled problem: solve as given
-    return scales
+    return scales if np.any(scales != 1.0) else None
+
+
+def accurate_norm(space: VectorSpace, x: Any) -> float:
+    """Return ``||x||`` of a vector as a float, also where ``x . x`` under- or overflows.
+
+    The plain norm is kept unless it is outside the middle half of the exponent range; then
+    it is recomputed on a power-of-two multiple of ``x`` (one more pass, only in that case).
+    For the norms of a solver's own vectors, e.g. the Lanczos ``beta`` of a badly scaled
+    operator.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # the cases handled below
+        value = float(host_values(space.norm(x))[0])
+    finfo = space.xp.finfo(x.dtype)
+    low = math.log2(float(finfo.smallest_normal)) / 4
+    high = math.log2(float(finfo.max)) / 4
+    if 0 < value < math.inf and low <= math.log2(value) <= high:
+        return value
+    scales = _balancing_scales(space, x, finfo)
+    if scales is None:
+        return value
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(host_values(space.norm(x * float(scales[0])))[0]) / float(scales[0])
 
 
 def _as_factor(xp: Any, b: Any, scales: np.ndarray) -> Any:

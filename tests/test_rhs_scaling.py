@@ -199,3 +199,17 @@ def test_x0_that_does_not_fit_the_scaled_problem_is_solved_as_given():
     tiny = 2.0**-560
     result = krylov.cg(hs.aslinearoperator(SPD), B * tiny, np.full(N, 1e150), maxiter=3)
     assert "rhs_scale" not in result.info
+
+
+@pytest.mark.parametrize(
+    ("dtype", "size"), [(np.float32, 1e-25), (np.float32, 1e20), (np.float64, 1e-170)]
+)
+def test_lanczos_on_a_badly_scaled_operator(dtype, size):
+    """float32: ||A v||^2 underflowed, beta = 0 looked like a breakdown (SUCCESS, 19x off);
+    float64: the norm of the coefficients ~1e170 overflowed, so inf <= rtol * inf passed."""
+    A = hs.aslinearoperator((size * INDEFINITE).astype(dtype))
+    exact = Q @ ((Q.T @ B) / np.abs(EIGENVALUES))  # of the unscaled operator
+    result = hs.abs_inv(A, B.astype(dtype), method="lanczos", rtol=1e-4)
+    assert result.converged
+    x = np.asarray(result.x, dtype=np.float64) * size
+    assert np.linalg.norm(x - exact) <= 1e-3 * np.linalg.norm(exact)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from .._array_api import device, epsilon
 from .._linear_operator import LinearOperator
@@ -372,7 +373,8 @@ class _FunmLanczos:
             y, ritz = self._f_e1(alpha, off)
             y = norm_b * y
             finite = bool(np.all(np.isfinite(y)))
-            y_norm = float(np.linalg.norm(y)) if finite else math.inf
+            # scipy's norm is BLAS nrm2: no overflow for the coefficients of a tiny operator
+            y_norm = float(scipy.linalg.norm(y)) if finite else math.inf
             tolerance = max(self.rtol * y_norm, self.atol)
             if process.broke_down and finite and not math.isfinite(process.beta[-1]):
                 return y, math.inf, Status.NONFINITE, checkpoints
@@ -395,7 +397,7 @@ class _FunmLanczos:
             estimate, rate = math.inf, None
             if finite and previous is not None:
                 difference = float(
-                    np.linalg.norm(y - np.concatenate([previous, np.zeros(m - previous_m)]))
+                    scipy.linalg.norm(y - np.concatenate([previous, np.zeros(m - previous_m)]))
                 )
                 differences.append((m - previous_m, difference))
                 estimate, rate = _extrapolated_error(differences)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._array_api import dtype_name, epsilon, is_complex_dtype
 from .._linear_operator import LinearOperator
+from .._rhs_scaling import accurate_norm
 from .._validation import check_positive_int, prepare_system, require_not_nonsymmetric
 from .._vector_space import VectorSpace
 
@@ -340,10 +341,11 @@ class LanczosProcess:
             w = w - self.beta[j - 1] * self.q_prev
         alpha = float(space.inner(self.q, w))
         w = w - alpha * self.q
-        beta = float(space.norm(w))
+        # accurate also where w w underflows (an operator of norm ~1e-25 in float32)
+        beta = accurate_norm(space, w)
         self.alpha.append(alpha)
         previous_beta = self.beta[j - 1] if j > 0 else 0.0
-        self.anorm = max(self.anorm, math.sqrt(alpha**2 + previous_beta**2 + beta**2))
+        self.anorm = max(self.anorm, math.hypot(alpha, previous_beta, beta))  # no underflow
         if self.mode == "full" and self.basis is not None:
             w, beta = self._reorthogonalize(w, beta, None)
         elif self.mode == "partial" and self.basis is not None:
@@ -376,7 +378,7 @@ class LanczosProcess:
         self.n_reorthogonalizations += 1
         for _ in range(2):
             w = self.basis.project_out(w, selected)
-            new_beta = float(self.space.norm(w))
+            new_beta = accurate_norm(self.space, w)
             removed_little = new_beta > 0.7 * beta
             beta = new_beta
             if removed_little:
