@@ -192,23 +192,33 @@ def _balancing_scales(space: VectorSpace, x: Any, finfo: Any) -> np.ndarray | No
 def accurate_norm(space: VectorSpace, x: Any) -> float:
     """Return ``||x||`` of a vector as a float, also where ``x . x`` under- or overflows.
 
-    The plain norm is kept unless it is outside the middle half of the exponent range; then
-    it is recomputed on a power-of-two multiple of ``x`` (one more pass, only in that case).
-    For the norms of a solver's own vectors, e.g. the Lanczos ``beta`` of a badly scaled
-    operator.
+    The plain norm is kept where its square cannot have lost accuracy (underflowed terms
+    below ``eps`` of it, no overflow); otherwise it is recomputed on a power-of-two multiple
+    of ``x`` (a few more passes, only in that case). For the norms of a solver's own vectors,
+    e.g. the Lanczos ``beta`` of a badly scaled operator.
     """
     with np.errstate(over="ignore", invalid="ignore"):  # the cases handled below
-        value = float(host_values(space.norm(x))[0])
-    finfo = space.xp.finfo(x.dtype)
-    low = math.log2(float(finfo.smallest_normal)) / 4
-    high = math.log2(float(finfo.max)) / 4
-    if 0 < value < math.inf and low <= math.log2(value) <= high:
+        value = float(space.norm(x))
+    low, high = _plain_norm_range(space.xp, x.dtype, space.global_length(x.shape[0]))
+    if low <= value <= high:
         return value
-    scales = _balancing_scales(space, x, finfo)
+    scales = _balancing_scales(space, x, space.xp.finfo(x.dtype))
     if scales is None:
         return value
     with np.errstate(over="ignore", invalid="ignore"):
-        return float(host_values(space.norm(x * float(scales[0])))[0]) / float(scales[0])
+        return float(space.norm(x * float(scales[0]))) / float(scales[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_norm_range(xp: Any, dtype: Any, length: int) -> tuple[float, float]:
+    """Norms whose squares are exact to rounding for vectors of ``length`` entries.
+
+    Entries whose squares underflow add at most ``length * smallest_normal`` to the square,
+    below ``eps`` of it above the lower end; the square overflows above the upper end.
+    """
+    finfo = xp.finfo(dtype)
+    tiny, eps = float(finfo.smallest_normal), float(finfo.eps)
+    return math.sqrt(tiny * max(length, 1) / eps), math.sqrt(float(finfo.max) / 2)
 
 
 def _as_factor(xp: Any, b: Any, scales: np.ndarray) -> Any:

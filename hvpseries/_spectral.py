@@ -12,6 +12,7 @@ import numpy as np
 from ._array_api import epsilon
 from ._conversion import aslinearoperator
 from ._linear_operator import LinearOperator
+from ._rhs_scaling import accurate_norm
 from ._validation import (
     check_positive_int,
     check_tolerances,
@@ -270,7 +271,7 @@ def power_iteration(
             message = f"v0 must be a vector of shape (n,), got {tuple(v.shape)}"
             raise ValueError(message)
     space = operator.vector_space
-    norm = float(space.norm(v))
+    norm = accurate_norm(space, v)
     if norm == 0.0 or not math.isfinite(norm):
         message = f"the start vector must be nonzero and finite, its norm is {norm}"
         raise ValueError(message)
@@ -281,8 +282,9 @@ def power_iteration(
         w = operator._matvec(v)
         n_matvec += 1
         theta = float(space.inner(v, w))
-        residual = float(space.norm(w - theta * v))
-        w_norm = float(space.norm(w))
+        # accurate also for an operator of tiny or huge norm (the squares under/overflow)
+        residual = accurate_norm(space, w - theta * v)
+        w_norm = accurate_norm(space, w)
         if residual <= rtol * abs(theta) or w_norm == 0.0 or not math.isfinite(w_norm):
             converged = w_norm > 0.0 and math.isfinite(w_norm)
             break

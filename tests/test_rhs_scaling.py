@@ -213,3 +213,22 @@ def test_lanczos_on_a_badly_scaled_operator(dtype, size):
     assert result.converged
     x = np.asarray(result.x, dtype=np.float64) * size
     assert np.linalg.norm(x - exact) <= 1e-3 * np.linalg.norm(exact)
+
+
+@pytest.mark.parametrize(("dtype", "size"), [(np.float32, 1e-22), (np.float64, 1e-161)])
+def test_power_iteration_on_a_tiny_operator(dtype, size):
+    """The squared residual underflowed first: converged after one step, 40% off."""
+    P = hs.aslinearoperator((size * SPD).astype(dtype))
+    result = hs.power_iteration(P, rtol=1e-5)
+    largest = np.max(np.abs(EIGENVALUES))
+    assert result.converged
+    assert abs(result.eigenvalue / size - largest) <= 1e-3 * largest
+
+
+@pytest.mark.parametrize(("dtype", "size"), [(np.float32, 1e-23), (np.float64, 1e170)])
+def test_lanczos_start_vector_of_extreme_norm(dtype, size):
+    A = hs.aslinearoperator(INDEFINITE.astype(dtype))
+    reference = krylov.lanczos(A, B.astype(dtype), 10)
+    result = krylov.lanczos(A, (B * size).astype(dtype), 10)
+    np.testing.assert_allclose(result.alpha, reference.alpha, rtol=1e-4)
+    np.testing.assert_allclose(result.beta, reference.beta, rtol=1e-4)

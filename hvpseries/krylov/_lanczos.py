@@ -169,7 +169,7 @@ def lanczos(
     if v.ndim != 1:
         message = f"lanczos needs a single starting vector of shape (n,), got {tuple(v.shape)}"
         raise ValueError(message)
-    start_norm = float(operator.vector_space.norm(v))
+    start_norm = accurate_norm(operator.vector_space, v)
     if start_norm == 0.0 or not math.isfinite(start_norm):
         message = f"the starting vector must be nonzero and finite, its norm is {start_norm}"
         raise ValueError(message)
