@@ -41,9 +41,11 @@ def scales_right_hand_side(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a solver ``solver(A, b, ..., atol=)`` (and ``x0=``, ``callback=``, ``throw=``).
 
-    ``callback="iterate"``: the solver's callback receives iterates, given to the caller's
-    unscaled; ``"estimate"``: it receives ``(count, error_estimate)``
-    (:func:`~hvpseries.krylov.funm_lanczos`), the estimate unscaled.
+    ``callback="iterate"``: the solver passes iterates to its callback, and the caller's
+    callback gets them unscaled; ``"estimate"``: the solver passes ``(count, error_estimate)``
+    (:func:`~hvpseries.krylov.funm_lanczos`, which solves a block column by column through its
+    decorated entry, so each column has its own scale), and the caller gets the estimate
+    unscaled.
     """
     if callback not in ("iterate", "estimate"):
         message = f"callback must be 'iterate' or 'estimate', got {callback!r}"
