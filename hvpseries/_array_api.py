@@ -7,6 +7,7 @@ Every algorithm in hvpseries obtains a namespace ``xp`` from this module and the
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 from typing import Any
 
@@ -115,8 +116,9 @@ def dtype_name(dtype: Any) -> str:
     return str(dtype).rsplit(".", 1)[-1].strip("'>")
 
 
+@functools.lru_cache(maxsize=64)
 def is_complex_dtype(xp: ModuleType, dtype: Any) -> bool:
-    """Return whether ``dtype`` is a complex floating dtype."""
+    """Return whether ``dtype`` is a complex floating dtype (cached: solvers ask every step)."""
     return bool(xp.isdtype(dtype, "complex floating"))
 
 
@@ -178,6 +180,8 @@ def host_values(x: Any) -> Any:
     """
     import numpy as np
 
+    if x.ndim == 0:  # one number: float() is the one transfer, and the cheapest
+        return np.array([float(x)])
     try:
         values = np.from_dlpack(x)
     except (TypeError, RuntimeError, BufferError, ValueError, AttributeError):

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ._array_api import is_complex_dtype
+
 __all__ = ["VectorSpace"]
 
 
@@ -81,11 +83,12 @@ class VectorSpace:
             0-d for vectors, shape ``(k,)`` for blocks (complex for complex input).
         """
         xp = self._xp
-        if xp.isdtype(x.dtype, "complex floating"):
+        if is_complex_dtype(xp, x.dtype):
             x = xp.conj(x)
         if x.ndim == 1:
-            # a 1-D matmul is one BLAS dot (vecdot broadcasts: 20x slower on torch's CPU)
-            return xp.matmul(x, y)
+            # a 1-D matmul is one BLAS dot (vecdot broadcasts: 20x slower on torch's CPU); the
+            # operator, not xp.matmul, whose dtype promotion doubles the cost on torch
+            return x @ y
         if x.shape[1] == 1:
             # one column: a (1, n) @ (n, 1) product is a single BLAS dot, without temporaries
             return xp.reshape(xp.matrix_transpose(x) @ y, (1,))
@@ -108,7 +111,7 @@ class VectorSpace:
             # sqrt of one BLAS dot: NumPy's vector_norm(x, axis=0) squares into a temporary
             # first (13x slower at n = 2e5). Neither scales against overflow.
             squares = VectorSpace.inner(self, x, x)  # the local one, even in subclasses
-            return xp.sqrt(xp.real(squares) if xp.isdtype(x.dtype, "complex floating") else squares)
+            return xp.sqrt(xp.real(squares) if is_complex_dtype(xp, x.dtype) else squares)
         return xp.linalg.vector_norm(x, axis=0)
 
     def gram(self, X: Any, Y: Any) -> Any:
@@ -127,7 +130,7 @@ class VectorSpace:
             Shape ``(m,)`` for a vector ``Y``, ``(m, k)`` for a block.
         """
         xp = self._xp
-        if xp.isdtype(X.dtype, "complex floating"):
+        if is_complex_dtype(xp, X.dtype):
             X = xp.conj(X)
         return xp.matmul(xp.matrix_transpose(X), Y)
 

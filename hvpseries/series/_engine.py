@@ -361,9 +361,8 @@ def _run_series(
             v += v_previous
             v *= alpha
         norms = _norms(space, v)
-        # v_{n-1} = 0 gives v_n = 0: ratio 0. A NaN fails both comparisons.
-        ratio = norms / np.where(norms_previous > 0, norms_previous, 1.0)
-        if not np.all((ratio <= growth_tolerance) & (norms <= growth_limit)):
+        ratio, contracting = _contraction(norms, norms_previous, growth_limit, growth_tolerance)
+        if not contracting:
             n_terms = n + 1
             if not np.all(np.isfinite(norms)):
                 status = Status.NONFINITE
@@ -445,6 +444,24 @@ def _run_series(
         x = accelerated if use_accelerated[0] else partial_sum
         info["returned"] = "accelerated" if use_accelerated[0] else "plain"
     return result(prefactor * x, status, n_terms, _report(estimate, block), {})
+
+
+def _contraction(
+    norms: np.ndarray, norms_previous: np.ndarray, growth_limit: np.ndarray, tolerance: float
+) -> tuple[np.ndarray, bool]:
+    """Return the ratios ``||v_n|| / ||v_{n-1}||`` and whether every column contracts.
+
+    A column contracts when its ratio is at most ``tolerance`` and its norm within
+    ``growth_limit``; a NaN fails both. ``v_{n-1} = 0`` gives ``v_n = 0``: ratio 0. One column
+    is tested with Python floats: this runs after every term, and NumPy calls on one-element
+    arrays cost more than the arithmetic.
+    """
+    if norms.shape == (1,):
+        now, before = float(norms[0]), float(norms_previous[0])
+        ratio = now / before if before > 0 else now
+        return np.array([ratio]), ratio <= tolerance and now <= float(growth_limit[0])
+    ratios = norms / np.where(norms_previous > 0, norms_previous, 1.0)
+    return ratios, bool(np.all((ratios <= tolerance) & (norms <= growth_limit)))
 
 
 def _tail_estimate(
