@@ -106,25 +106,25 @@ def hessian_of_closure(
             "under torch.no_grad()); return a loss computed from them"
         )
         raise ValueError(message)
+    # The pieces of the gradient that depend on the parameters, flattened (in the graph, so
+    # one split of the vector gives their weights); a piece that does not, or a parameter the
+    # loss does not use, contributes zero to every product.
     with torch.enable_grad():  # step() runs under no_grad; the gradient's graph is needed
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        used = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+        pieces = [grads[i].reshape(-1) for i in used]
     flat_gradient = _grads_or_zeros([g if g is None else g.detach() for g in grads], params, None)
-    # The pieces that depend on the parameters, with their place in the flat vector; a piece
-    # that does not (or a parameter the loss does not use) contributes zero to every product.
-    pieces, spans, offset = [], [], 0
-    for g, p in zip(grads, params, strict=True):
-        if g is not None and g.requires_grad:
-            pieces.append(g)
-            spans.append((offset, offset + p.numel(), p.shape))
-        offset += p.numel()
+    sizes = [p.numel() for p in params]
+    every = len(used) == len(params)
     n = flat_gradient.numel()
     batched = {"works": True}
 
-    def products_of(outputs: list[torch.Tensor], batch: int | None) -> torch.Tensor:
+    def products_of(x: torch.Tensor, batch: int | None) -> torch.Tensor:
+        parts = torch.split(x, sizes, dim=-1)  # views, one call
         products = torch.autograd.grad(
             pieces,
             params,
-            grad_outputs=outputs,
+            grad_outputs=parts if every else [parts[i] for i in used],
             retain_graph=True,
             allow_unused=True,
             is_grads_batched=batch is not None,
@@ -134,17 +134,15 @@ def hessian_of_closure(
     def matvec(v: torch.Tensor) -> torch.Tensor:
         if not pieces:  # a loss linear in params: zero Hessian
             return torch.zeros_like(v)
-        return products_of([v[start:stop].reshape(shape) for start, stop, shape in spans], None)
+        return products_of(v, None)
 
     def matmat(V: torch.Tensor) -> torch.Tensor:
         if not pieces:
             return torch.zeros_like(V)
         k = V.shape[1]
         if batched["works"]:
-            rows = V.T
-            outputs = [rows[:, start:stop].reshape(k, *shape) for start, stop, shape in spans]
             try:
-                return products_of(outputs, k).T
+                return products_of(V.T, k).T
             except RuntimeError:  # an operation without a batching rule: use a loop
                 batched["works"] = False
         return torch.stack([matvec(V[:, j]) for j in range(k)], dim=1)
