@@ -174,14 +174,15 @@ def add_scaled(y: Any, x: Any, alpha: float) -> Any:
 def host_values(x: Any) -> Any:
     """Copy a small array (per-column scalars, eigenvalues) to a 1-D NumPy float64 array.
 
-    One transfer: DLPack for arrays on the CPU, ``.cpu()`` for PyTorch and ``.get()`` for CuPy
-    arrays on a GPU; element by element only for other device libraries. For host-side
+    One transfer: ``float()`` for a 0-d array, DLPack for other arrays on the CPU, ``.cpu()``
+    for PyTorch and ``.get()`` for CuPy arrays on a GPU; element by element only for other
+    device libraries. PyTorch tensors are detached first. For host-side
     bookkeeping of a few numbers, never for vectors of the problem's size.
     """
     import numpy as np
 
     if x.ndim == 0:  # one number: float() is the one transfer, and the cheapest
-        return np.array([float(x)])
+        return np.array([float(x.detach() if _library_of(x) == "torch" else x)])
     try:
         values = np.from_dlpack(x)
     except (TypeError, RuntimeError, BufferError, ValueError, AttributeError):

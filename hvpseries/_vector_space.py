@@ -9,6 +9,7 @@ supplies a space whose reductions are all-reduced, and the solvers then run unch
 
 from __future__ import annotations
 
+import operator
 from types import ModuleType
 from typing import Any
 
@@ -85,13 +86,15 @@ class VectorSpace:
         xp = self._xp
         if is_complex_dtype(xp, x.dtype):
             x = xp.conj(x)
+        # One dtype (what solvers pass): the @ operator; xp.matmul's dtype promotion, needed
+        # only for mixed dtypes, doubles the cost of a product on torch.
+        matmul = operator.matmul if x.dtype == y.dtype else xp.matmul
         if x.ndim == 1:
-            # a 1-D matmul is one BLAS dot (vecdot broadcasts: 20x slower on torch's CPU); the
-            # operator, not xp.matmul, whose dtype promotion doubles the cost on torch
-            return x @ y
+            # a 1-D matmul is one BLAS dot (vecdot broadcasts: 20x slower on torch's CPU)
+            return matmul(x, y)
         if x.shape[1] == 1:
             # one column: a (1, n) @ (n, 1) product is a single BLAS dot, without temporaries
-            return xp.reshape(xp.matrix_transpose(x) @ y, (1,))
+            return xp.reshape(matmul(xp.matrix_transpose(x), y), (1,))
         return xp.sum(x * y, axis=0)
 
     def norm(self, x: Any) -> Any:

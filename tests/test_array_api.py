@@ -29,6 +29,8 @@ def test_host_values_of_a_tensor_that_requires_grad() -> None:
     torch = pytest.importorskip("torch")
     x = torch.ones(2, dtype=torch.float64, requires_grad=True) * 2
     np.testing.assert_array_equal(backend_layer.host_values(x), [2.0, 2.0])
+    # a 0-d tensor takes the float() path: detached, so torch does not warn (an error here)
+    np.testing.assert_array_equal(backend_layer.host_values(x.sum()), [4.0])
 
 
 def test_dtype_checks(backend: Backend) -> None:

@@ -181,6 +181,19 @@ def test_the_default_space_is_local_euclidean():
     assert space.shard(B) is B and space.global_length(7) == 7
 
 
+def test_inner_products_of_mixed_dtypes_promote(backend):
+    """Vectors (and one-column blocks) of two dtypes give the promoted product, as matmul does."""
+    xp, space = backend.xp, hs.VectorSpace(backend.xp)
+    x = backend.asarray(np.array([1.0, 2.0, 3.0]))
+    other = xp.float32 if x.dtype == xp.float64 else xp.float64
+    y = xp.astype(backend.asarray(np.array([0.5, -1.0, 2.0])), other)
+    expected = xp.result_type(x.dtype, other)
+    for a, b in ((x, y), (xp.reshape(x, (3, 1)), xp.reshape(y, (3, 1)))):
+        product = space.inner(a, b)
+        assert product.dtype == expected
+        np.testing.assert_allclose(np.asarray(backend.to_numpy(product)).reshape(-1), [4.5])
+
+
 def test_composites_keep_the_space_and_mixing_is_refused():
     space = MirroredSpace(hs.aslinearoperator(SPD).xp)
     A = MirroredOperator(SPD, space)

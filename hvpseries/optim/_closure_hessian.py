@@ -142,7 +142,7 @@ def hessian_of_closure(
         k = V.shape[1]
         if batched["works"]:
             try:
-                return products_of(V.T, k).T
+                return products_of(V.T.contiguous(), k).T
             except RuntimeError:  # an operation without a batching rule: use a loop
                 batched["works"] = False
         return torch.stack([matvec(V[:, j]) for j in range(k)], dim=1)

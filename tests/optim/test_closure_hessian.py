@@ -72,3 +72,64 @@ def test_a_loss_linear_in_every_parameter_has_a_zero_hessian() -> None:
     vector = torch.tensor([0.5, 4.0], dtype=torch.float64)
     assert torch.all(hessian.matvec(vector) == 0)
     assert torch.all(hessian.matmat(torch.eye(2, dtype=torch.float64)) == 0)
+
+
+class _TanhDerivative(torch.autograd.Function):
+    """``g (1 - tanh(x)^2)`` whose own backward reads a Python number (no batching rule)."""
+
+    @staticmethod
+    def forward(ctx, x, g):
+        ctx.save_for_backward(x, g)
+        return g * (1 - torch.tanh(x) ** 2)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        x, g = ctx.saved_tensors
+        if upstream.sum().item() != upstream.sum().item():  # .item() cannot run under vmap
+            upstream = torch.zeros_like(upstream)
+        t = torch.tanh(x)
+        return upstream * g * (-2 * t * (1 - t**2)), upstream * (1 - t**2)
+
+
+class _TanhWithoutBatchingRule(torch.autograd.Function):
+    """tanh whose Hessian-vector products cannot be batched: ``matmat`` must loop."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.tanh(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return _TanhDerivative.apply(x, g)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "no batching rule"])
+def test_every_parameter_curved_and_the_block_fallback(activation) -> None:
+    generator = torch.Generator().manual_seed(6)
+    w1 = torch.randn(4, 3, generator=generator, dtype=torch.float64).requires_grad_()
+    w2 = torch.randn(2, 4, generator=generator, dtype=torch.float64).requires_grad_()
+    inputs = torch.randn(5, 3, generator=generator, dtype=torch.float64)
+    squash = torch.tanh if activation == "tanh" else _TanhWithoutBatchingRule.apply
+
+    def loss_of(first, second):
+        return (squash(inputs @ first.T) @ second.T).pow(2).mean()
+
+    _, hessian = hessian_of_closure(loss_of(w1, w2), [w1, w2])
+    dense = torch.autograd.functional.hessian(
+        lambda flat: loss_of(flat[:12].view(4, 3), flat[12:].view(2, 4)),
+        torch.cat([w1.detach().reshape(-1), w2.detach().reshape(-1)]),
+    )
+    block = torch.randn(20, 4, generator=generator, dtype=torch.float64)
+    if activation != "tanh":  # the batched backward really fails, so the loop is tested
+        gradient = torch.autograd.grad(loss_of(w1, w2), [w1, w2], create_graph=True)
+        with pytest.raises(RuntimeError):
+            torch.autograd.grad(
+                gradient,
+                [w1, w2],
+                grad_outputs=[block.T[:, :12].reshape(4, 4, 3), block.T[:, 12:].reshape(4, 2, 4)],
+                is_grads_batched=True,
+            )
+    torch.testing.assert_close(hessian.matmat(block), dense @ block, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(hessian.matvec(block[:, 0]), dense @ block[:, 0])

@@ -1,0 +1,38 @@
+"""The series loop's per-term growth test: one column in floats agrees with the block form."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from hvpseries.series._engine import _contraction
+
+VALUES = [0.0, -0.0, 5e-324, 1e-300, 0.5, 1.0, 1.0 + 1e-8, 2.0, 1e300, math.inf, math.nan]
+
+
+def test_one_column_agrees_with_the_block_test_on_edge_cases() -> None:
+    """Zeros, subnormals, huge values, inf and NaN give the same ratio and verdict either way."""
+    tolerance = 1.0 + 1.5e-8
+    for now, before, limit in itertools.product(VALUES, VALUES, [0.0, 1.5, 1e300, math.inf]):
+        column = (np.array([now]), np.array([before]), np.array([limit]))
+        # Two copies of the column form a block, which takes the NumPy path.
+        block = tuple(np.array([value[0], value[0]]) for value in column)
+        ratio, contracting = _contraction(*column, tolerance)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            ratios, block_contracting = _contraction(*block, tolerance)
+        assert isinstance(contracting, bool)
+        assert contracting == block_contracting, (now, before, limit)
+        np.testing.assert_array_equal(ratio, ratios[:1])
+
+
+def test_growth_and_nan_fail_and_a_zero_previous_term_is_ratio_zero() -> None:
+    one = np.array([1.0])
+    ratio, contracting = _contraction(np.array([0.5]), one, np.array([2.0]), 1.0)
+    assert ratio[0] == 0.5 and contracting
+    assert not _contraction(np.array([1.5]), one, np.array([2.0]), 1.0)[1]  # grew
+    assert not _contraction(np.array([0.5]), one, np.array([0.25]), 1.0)[1]  # above the limit
+    assert not _contraction(np.array([math.nan]), one, np.array([2.0]), 1.0)[1]
+    ratio, contracting = _contraction(np.array([0.0]), np.array([0.0]), np.array([2.0]), 1.0)
+    assert ratio[0] == 0.0 and contracting
