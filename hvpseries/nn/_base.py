@@ -407,6 +407,45 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         self._local_gradient_cache = (self._state(pin=True), loss, gradient)
         return loss, gradient
 
+    def loss(self) -> torch.Tensor:
+        """Return the mean loss over the data at the current parameters, without its gradient.
+
+        Detached, and the value of ``loss_and_gradient()[0]`` (returned as it is when that is
+        cached at this point). Otherwise one forward pass per batch under
+        ``torch.no_grad()``: cheaper than :meth:`loss_and_gradient`, which also runs the
+        backward pass (an optimizer's loss after a step needs only this). The running
+        statistics of BatchNorm layers are not updated. With a process group, the global mean
+        loss in one all-reduce of one number, identical on every rank.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from hvpseries.nn import HessianOperator
+        >>> model = torch.nn.Linear(3, 1).double()
+        >>> data = (torch.ones(4, 3, dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64))
+        >>> H = HessianOperator(model, torch.nn.MSELoss(), data)
+        >>> bool(H.loss() == H.loss_and_gradient()[0])
+        True
+        """
+        self._follow_replaced_parameters()
+        key = self._state()
+        if self._gradient_cache is not None and self._gradient_cache[0] == key:
+            return self._gradient_cache[1]
+        cache = self._local_gradient_cache
+        loss = cache[1] if cache is not None and cache[0] == key else self._fresh_loss()
+        if self._group is not None:
+            loss = all_reduce_sum(loss.reshape(1).clone(), self._group)[0]
+        return loss
+
+    def _fresh_loss(self) -> torch.Tensor:
+        """Return this rank's share of the loss, from forward passes only."""
+        total = self._params[0].new_zeros(())
+        with torch.no_grad(), frozen_buffers(self._batch_norms, self._other_buffers):
+            for chunk in self._chunks:
+                outputs = self._outputs(chunk.inputs)
+                total = total + _weighted(chunk, self._checked_loss(outputs, chunk.targets))
+        return total
+
     def gradient(self) -> torch.Tensor:
         """Return the gradient of the mean loss over the data, as a flat vector."""
         return self.loss_and_gradient()[1]

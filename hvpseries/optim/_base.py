@@ -359,7 +359,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     def _loss_after_step(self, closure: Callable[[], Any] | None) -> torch.Tensor:
         if self._curvature is None:
             return evaluate_closure(closure).detach()
-        return self._curvature.loss_and_gradient()[0].detach()
+        return self._curvature.loss()  # a forward pass: the gradient there is not needed
 
     @classmethod
     def from_model(
@@ -389,9 +389,10 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         computed on every rank from those identical numbers by the same deterministic code,
         without random numbers, so the ranks end every step with bit-identical parameters
         (given identical starting parameters, which the operator checks, and the same
-        hardware and thread settings on every rank). A step costs ``1 + (number of HVPs) + 1``
-        all-reduces of about ``n`` numbers (gradient, products, loss after the step) and one
-        of two numbers (the sample counts of the new shard).
+        hardware and thread settings on every rank). A step costs ``1 + (number of HVPs)``
+        all-reduces of about ``n`` numbers (the gradient, the products), one of one number
+        (the loss after the step, from a forward pass) and one of two numbers (the sample
+        counts of the new shard).
 
         Examples
         --------

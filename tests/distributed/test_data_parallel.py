@@ -104,10 +104,16 @@ def _operator_results(rank, sizes):
             before = counter.total()
             HV = operator @ V
             matmat_calls = counter.total() - before
+            before, numel_before = counter.total(), counter.numel
+            alone = operator.loss()
+            loss_calls, loss_numel = counter.total() - before, counter.numel - numel_before
             before = counter.total()
             loss, gradient = operator.loss_and_gradient()
             again = operator.gradient()
             gradient_calls = counter.total() - before
+            before = counter.total()
+            cached = operator.loss()
+            cached_loss_calls = counter.total() - before
         out[cls.__name__] = {
             "construction": construction,
             "matvec_calls": matvec_calls,
@@ -115,14 +121,17 @@ def _operator_results(rank, sizes):
             "matmat_calls": matmat_calls,
             "gradient_calls": gradient_calls,
             "gradient_cached": bool(torch.equal(again, gradient)),
+            "loss_collectives": (loss_calls, loss_numel, cached_loss_calls),
+            "loss_cached": cached is loss,
             "n_samples": (operator.n_samples, operator.n_local_samples),
             "errors": {
                 "matvec": _relative_error(Hv, reference @ v),
                 "matmat": _relative_error(HV, reference @ V),
                 "gradient": _relative_error(gradient, reference.gradient()),
                 "loss": _relative_error(loss, reference.loss_and_gradient()[0]),
+                "loss alone": _relative_error(alone, reference.loss()),
             },
-            "values": (Hv, HV, gradient, loss),
+            "values": (Hv, HV, gradient, loss, alone),
             "v_untouched": bool(torch.equal(v, _vectors(n)[0])),
         }
     return out
@@ -293,6 +302,9 @@ def _check_operator_results(per_rank, world_size):
             assert r["matmat_calls"] == 1
             assert r["gradient_calls"] == 1  # loss and gradient together; then cached
             assert r["gradient_cached"]
+            # loss() alone: one all-reduce of one number; none where the gradient is cached
+            assert r["loss_collectives"] == (1, 1, 0)
+            assert r["loss_cached"]
             assert r["v_untouched"]
             for what, error in r["errors"].items():
                 assert error <= RTOL, (name, what, error, n_local)

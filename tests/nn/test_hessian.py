@@ -260,6 +260,42 @@ def test_gradient_and_loss():
     assert loss.ndim == 0 and not gradient.requires_grad
 
 
+@pytest.mark.parametrize("operator_class", ["hessian", "ggn"])
+def test_loss_alone_runs_no_backward_and_keeps_buffers(operator_class):
+    """``loss()``: the value of ``loss_and_gradient()`` from forward passes, buffers intact."""
+    from hvpseries.nn import GGNOperator
+
+    case = make_case("cnn-bn-train", n_batches=2)
+    before = {k: b.clone() for k, b in case.model.named_buffers()}
+    cls = HessianOperator if operator_class == "hessian" else GGNOperator
+    H = cls(case.model, case.loss_fn, case.batches)
+    backward_calls = []
+    original = torch.autograd.grad
+
+    def counting_grad(*args, **kwargs):
+        backward_calls.append(1)
+        return original(*args, **kwargs)
+
+    torch.autograd.grad = counting_grad
+    try:
+        alone = H.loss()
+    finally:
+        torch.autograd.grad = original
+    assert backward_calls == []
+    assert alone.ndim == 0 and not alone.requires_grad
+    reference_loss, theta = __import__("tests.nn.models", fromlist=["flat_loss"]).flat_loss(case)
+    assert_close(alone, reference_loss(theta).detach())
+    loss, _ = H.loss_and_gradient()
+    assert_close(alone, loss, rtol=1e-14)
+    assert H.loss() is loss  # cached with the gradient at this point
+    with torch.no_grad():
+        next(case.model.parameters()).add_(0.1)  # a new point: evaluated afresh
+    moved = H.loss()
+    assert moved is not loss and not torch.equal(moved, loss)
+    for key, value in case.model.named_buffers():
+        assert torch.equal(value, before[key]), key
+
+
 def test_flatten_and_unflatten_methods():
     case = make_case("mlp-tanh")
     H = _operator(case)
