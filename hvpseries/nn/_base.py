@@ -411,11 +411,10 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         """Return the mean loss over the data at the current parameters, without its gradient.
 
         Detached, and the value of ``loss_and_gradient()[0]`` (returned as it is when that is
-        cached at this point). Otherwise one forward pass per batch under
-        ``torch.no_grad()``: cheaper than :meth:`loss_and_gradient`, which also runs the
-        backward pass (an optimizer's loss after a step needs only this). The running
-        statistics of BatchNorm layers are not updated. With a process group, the global mean
-        loss in one all-reduce of one number, identical on every rank.
+        cached at this point). Otherwise one forward pass per batch, without the backward
+        pass of :meth:`loss_and_gradient` (an optimizer's loss after a step needs only this).
+        The running statistics of BatchNorm layers are not updated. With a process group, the
+        global mean loss in one all-reduce of one number, identical on every rank.
 
         Examples
         --------
@@ -438,12 +437,21 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         return loss
 
     def _fresh_loss(self) -> torch.Tensor:
-        """Return this rank's share of the loss, from forward passes only."""
-        total = self._params[0].new_zeros(())
-        with torch.no_grad(), frozen_buffers(self._batch_norms, self._other_buffers):
-            for chunk in self._chunks:
+        """Return this rank's share of the loss, from forward passes only.
+
+        The forward passes run with autograd on, as in :meth:`_fresh_loss_and_gradient`, and
+        the sum is formed in the same order: modules with an inference fast path
+        (``nn.MultiheadAttention``, ``nn.TransformerEncoder`` in eval mode) compute another
+        value under ``torch.no_grad()``.
+        """
+        if not self._chunks:  # an empty shard of data-parallel data contributes zero
+            return self._params[0].new_zeros(())
+        total = None
+        for chunk in self._chunks:
+            with self._evaluation():
                 outputs = self._outputs(chunk.inputs)
-                total = total + _weighted(chunk, self._checked_loss(outputs, chunk.targets))
+                loss = _weighted(chunk, self._checked_loss(outputs, chunk.targets)).detach()
+            total = loss if total is None else total + loss
         return total
 
     def gradient(self) -> torch.Tensor:

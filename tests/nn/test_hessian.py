@@ -286,7 +286,7 @@ def test_loss_alone_runs_no_backward_and_keeps_buffers(operator_class):
     reference_loss, theta = __import__("tests.nn.models", fromlist=["flat_loss"]).flat_loss(case)
     assert_close(alone, reference_loss(theta).detach())
     loss, _ = H.loss_and_gradient()
-    assert_close(alone, loss, rtol=1e-14)
+    assert torch.equal(alone, loss)
     assert H.loss() is loss  # cached with the gradient at this point
     with torch.no_grad():
         next(case.model.parameters()).add_(0.1)  # a new point: evaluated afresh
@@ -294,6 +294,42 @@ def test_loss_alone_runs_no_backward_and_keeps_buffers(operator_class):
     assert moved is not loss and not torch.equal(moved, loss)
     for key, value in case.model.named_buffers():
         assert torch.equal(value, before[key]), key
+
+
+def test_loss_alone_of_a_module_with_an_inference_fast_path():
+    """A transformer in eval mode computes another value without autograd: loss() has autograd."""
+    torch.manual_seed(0)
+    padded = torch.zeros(6, 5, dtype=torch.bool)
+    padded[:, 3:] = True
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+            self.encoder = torch.nn.TransformerEncoder(layer, 2)
+            self.head = torch.nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.head(self.encoder(x, src_key_padding_mask=padded)).mean(1)
+
+    model = Encoder().eval()
+    data = (torch.randn(6, 5, 8), torch.randn(6, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's notes about nested tensors
+        alone = HessianOperator(model, torch.nn.MSELoss(), data).loss()
+        together = HessianOperator(model, torch.nn.MSELoss(), data).loss_and_gradient()[0]
+    assert torch.equal(alone, together)
+
+
+def test_loss_alone_follows_parameters_replaced_by_assignment():
+    case = make_case("mlp-tanh")
+    H = _operator(case)
+    cached = H.loss_and_gradient()[0]
+    shifted = {k: v + 0.5 for k, v in case.model.state_dict().items()}
+    case.model.load_state_dict(shifted, assign=True)
+    moved = H.loss()
+    assert not torch.equal(moved, cached)
+    assert torch.equal(moved, H.loss_and_gradient()[0])
 
 
 def test_flatten_and_unflatten_methods():
