@@ -23,6 +23,7 @@ from ._distributed import (
     agree_at_construction,
     all_reduce_sum,
     global_sample_count,
+    ranks_with_flag,
     resolve_group,
     unwrap_model,
 )
@@ -760,15 +761,20 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         """Prepare derived data after the chunk states are built at a new point (a hook)."""
 
     def _verify_deterministic(self) -> None:
-        # Rank-local on purpose: no collective inside a product.
+        """Evaluate this rank's loss and gradient twice; raise if they differ.
+
+        With a process group the verdicts are all-reduced (one number per rank), so that when
+        the check fails on some ranks every rank raises instead of the others waiting in the
+        product's all-reduce.
+        """
         first = self._local_loss_and_gradient()
         second = self._fresh_loss_and_gradient()
         rtol = float(torch.finfo(self.dtype).eps) ** 0.5
+        message = None
         for what, a, b in (("loss", first[0], second[0]), ("gradient", first[1], second[1])):
             scale = max(float(torch.linalg.vector_norm(a)), float(torch.finfo(self.dtype).tiny))
             difference = float(torch.linalg.vector_norm(a - b))
             if not difference <= rtol * scale:
-                self.release()
                 message = (
                     f"the {what} differs between two evaluations at the same parameters "
                     f"(relative difference {difference / scale:.2e}): the model or the loss is "
@@ -776,7 +782,20 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
                     "products would not be reproducible; call model.eval() to disable Dropout, "
                     "or make the randomness fixed (a seeded torch.Generator reset per call)"
                 )
-                raise NondeterministicLossError(message)
+                break
+        failing = []
+        if self._group is not None:
+            failing = ranks_with_flag(message is not None, self._group, self._device)
+        if message is None and not failing:
+            return
+        self.release()
+        if message is None:
+            message = (
+                f"the loss or gradient differs between two evaluations at the same parameters "
+                f"on rank(s) {failing} of the process group (see the error raised there); "
+                "every rank stops here instead of waiting in a collective"
+            )
+        raise NondeterministicLossError(message)
 
     # ------------------------------------------------------------------ evaluation
     @contextlib.contextmanager

@@ -22,6 +22,7 @@ __all__ = [
     "agree_at_construction",
     "all_reduce_sum",
     "global_sample_count",
+    "ranks_with_flag",
     "resolve_group",
     "unwrap_model",
 ]
@@ -101,6 +102,19 @@ def all_reduce_sum(tensor: torch.Tensor, group: Any) -> torch.Tensor:
 
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=group)
     return tensor
+
+
+def ranks_with_flag(flag: bool, group: Any, device: torch.device) -> list[int]:
+    """Return the ranks of ``group`` (numbered in the group) whose ``flag`` is set.
+
+    One all-reduce of one number per rank, on every rank: a check that fails on some ranks
+    only makes all of them raise instead of leaving the others waiting in the next collective.
+    """
+    import torch.distributed as dist
+
+    flags = torch.zeros(dist.get_world_size(group), dtype=torch.float64, device=device)
+    flags[dist.get_rank(group)] = float(flag)
+    return [rank for rank, value in enumerate(all_reduce_sum(flags, group).tolist()) if value]
 
 
 def global_sample_count(

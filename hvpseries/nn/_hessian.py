@@ -162,8 +162,10 @@ class HessianOperator(CurvatureOperator):
     product on one rank (out of memory, a non-finite check) stops that rank before its
     all-reduce; the other ranks then wait in theirs until the process group's timeout and
     raise there. Set ``timeout=`` in ``torch.distributed.init_process_group`` to bound that
-    wait (the NCCL default is long). ``check_deterministic`` checks each rank's share on its
-    own.
+    wait (the NCCL default is long). ``check_deterministic`` checks each rank's share and
+    all-reduces the verdicts (one number per rank, at each new point): when it fails on some
+    ranks, every rank raises :class:`~hvpseries.nn.NondeterministicLossError` (the others naming
+    them).
 
     Examples
     --------
