@@ -497,7 +497,8 @@ def _accelerated_tail(changes: deque[np.ndarray], ratio: np.ndarray, columns: in
     The accelerated values converge linearly too, at best at the rate of an error component
     the accelerator did not remove, which is at most the plain rate ``r``; ``q`` is the larger
     of ``r`` and the last two contraction ratios of the accelerated values themselves, so an
-    erratic accelerator is not trusted. Infinite before two consecutive changes are known.
+    erratic accelerator is not trusted. Infinite before two consecutive changes are known, and
+    whenever ``q >= 1``.
     """
     if len(changes) < 2:
         return np.full(columns, math.inf)
@@ -507,7 +508,10 @@ def _accelerated_tail(changes: deque[np.ndarray], ratio: np.ndarray, columns: in
             np.where(before > 0, after / before, np.where(after > 0, math.inf, 0.0))
             for before, after in itertools.pairwise(history)
         ]
-    return _geometric_tail(history[-1], np.maximum.reduce([ratio, *ratios]))
+    rate = np.maximum.reduce([ratio, *ratios])
+    # Without a contraction (q >= 1, e.g. a float32 ratio that rounded to 1) a vanishing change
+    # proves nothing: the accelerated values can repeat while the series is far from its limit.
+    return np.where(rate < 1.0, _geometric_tail(history[-1], rate), math.inf)
 
 
 def _geometric_tail(last: np.ndarray, ratio: np.ndarray) -> np.ndarray:

@@ -36,3 +36,21 @@ def test_growth_and_nan_fail_and_a_zero_previous_term_is_ratio_zero() -> None:
     assert not _contraction(np.array([math.nan]), one, np.array([2.0]), 1.0)[1]
     ratio, contracting = _contraction(np.array([0.0]), np.array([0.0]), np.array([2.0]), 1.0)
     assert ratio[0] == 0.0 and contracting
+
+
+def test_no_success_from_repeating_accelerated_values_without_a_contraction() -> None:
+    """float32: the term ratio rounds to 1 and the accelerated values repeat: not converged.
+
+    The series for x = 1 / (1 + 0.01) needs many more terms than float32 can resolve (the
+    ratio 1 - 1e-5 rounds to 1); identical accelerated values once gave SUCCESS with an
+    error estimate of 0 and x = 0.07.
+    """
+    from hvpseries import series
+
+    A = np.diag(np.float32([1.0, 1000.0]))
+    b = np.float32([1.0, 0.0])
+    for acceleration in ("wynn", "wynn-sablonniere", "levin", "aitken", "tail"):
+        result = series.abs_inv(A, b, damping=0.01, rtol=1e-5, acceleration=acceleration)
+        error = abs(float(result.x[0]) - 1.0 / 1.01)
+        assert not result.converged or result.error_estimate >= error / 10, acceleration
+        assert result.status.name == "MAX_ITERATIONS", acceleration
