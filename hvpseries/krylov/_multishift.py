@@ -173,6 +173,9 @@ class MultishiftRun:
     ritz_min: np.ndarray  # (k,): smallest Ritz value of `apply` (without shift) at the end
 
 
+# A float32 run on a badly conditioned operator can overflow its host CG coefficients: the
+# columns then end NONFINITE or STAGNATED (reported) instead of emitting NumPy warnings.
+@np.errstate(divide="ignore", invalid="ignore", over="ignore")
 def multishift_solve(
     apply: Callable[[Any], Any],
     B: Any,
@@ -404,4 +407,6 @@ def _smallest_ritz(diagonal: list[float], offdiagonal: list[float]) -> float:
         return math.nan
     d = np.asarray(diagonal)
     e = np.asarray(offdiagonal[: d.size - 1])
+    if not (np.all(np.isfinite(d)) and np.all(np.isfinite(e))):
+        return math.nan  # overflowed coefficients: the run reports NONFINITE, not a crash
     return float(eigvalsh_tridiagonal(d, e, select="i", select_range=(0, 0))[0])

@@ -119,3 +119,27 @@ def test_rational_callback_and_block():
 def test_rational_rejects_bad_arguments(kwargs, error):
     with pytest.raises(error):
         krylov.abs_inv_rational(np.eye(3), np.ones(3), **kwargs)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_float32_coefficient_overflow_is_a_status_not_a_crash(library):
+    """Eigenvalues up to 2.5e8 squared overflow float32's CG coefficients (a fuzz case).
+
+    torch float32 raised SciPy's "array must not contain infs or NaNs" from the Ritz-value
+    refresh; both libraries must return a result whose status says whether it is usable.
+    """
+    rng = np.random.default_rng(7)
+    eigenvalues = np.array([-1.75e8] * 4 + [3.55] + [2.56e7] * 5 + [2.52e8] * 3)
+    Q, _ = np.linalg.qr(rng.standard_normal((13, 13)))
+    A, b = (Q * eigenvalues) @ Q.T, rng.standard_normal(13)
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        A32, b32 = torch.tensor(A, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+    else:
+        A32, b32 = A.astype(np.float32), b.astype(np.float32)
+    result = krylov.abs_inv_rational(A32, b32, damping=2.5, variant="quasi-damped", rtol=2e-3)
+    x = np.asarray(result.x.cpu() if library == "torch" else result.x, dtype=np.float64)
+    exact = Q @ ((Q.T @ b) / np.sqrt(eigenvalues**2 + 2.5))  # (A^2 + d I)^-1/2 b
+    error = np.linalg.norm(x - exact) / np.linalg.norm(exact)
+    if result.converged:  # a success must be one
+        assert error <= 2e-2
