@@ -294,9 +294,10 @@ def cg(
 
     The recursively updated residual triggers the test; before a column is declared
     converged its true residual ``b - A x`` is computed (one extra matvec, counted). If the
-    true residual fails the test, it replaces the recursive one and the iteration continues
-    (residual replacement); if it no longer decreases between two such checks the column
-    stops with ``Status.STAGNATED`` (the floating-point limit).
+    true residual fails the test, it replaces the recursive one and CG restarts from the
+    current iterate with it (residual replacement; the search direction is not kept, as its
+    coefficient would mix the two residuals); if it no longer decreases between two such
+    checks the column stops with ``Status.STAGNATED`` (the floating-point limit).
 
     A curvature ``p^H A p <= 0`` proves that ``A`` is not positive definite; the column stops
     with ``Status.INDEFINITE`` and keeps its last iterate (use :func:`minres` for indefinite
@@ -393,6 +394,7 @@ def _cg(system: LinearSystem, *, callback: Any, throw: bool) -> SolveResult:
         stopped_status: list[Status] = []
         stopped_residual: list[float] = []
         replaced = False
+        restart = np.zeros(len(book.active), dtype=bool)  # columns given their true residual
         if bool(xp.any(flags)):
             host_norms = to_host(xp, norms)
             host_positive = to_host(xp, xp.astype(positive, norms.dtype)) > 0
@@ -430,9 +432,10 @@ def _cg(system: LinearSystem, *, callback: Any, throw: bool) -> SolveResult:
                         failed.append(position)
                         failed_R.append(i)
                 if failed:
-                    # residual replacement: continue from the true residual
+                    # residual replacement: continue from the true residual, restarted below
                     R = replace_columns(xp, R, failed, take_columns(xp, true_R, failed_R))
                     replaced = True
+                    restart[failed] = True
         # residuals of indefinite columns are reported as true residuals
         indefinite = [
             p for p, s in zip(stopped, stopped_status, strict=True) if s is Status.INDEFINITE
@@ -448,6 +451,7 @@ def _cg(system: LinearSystem, *, callback: Any, throw: bool) -> SolveResult:
                 break
             X, R, B, P, rho = (take_columns(xp, M_, keep) for M_ in (X, R, B, P, rho))
             tol, last_true, tol_device = tol[keep], last_true[keep], None
+            restart = restart[keep]
         if precondition is None:
             Z = R
             if stopped or replaced:
@@ -475,7 +479,14 @@ def _cg(system: LinearSystem, *, callback: Any, throw: bool) -> SolveResult:
                     take_columns(xp, M_, keep) for M_ in (X, R, B, P, rho, rho_next, Z)
                 )
                 tol, last_true, tol_device = tol[keep], last_true[keep], None
+                restart = restart[keep]
         beta = rho_next / rho
+        if restart.any():
+            # A replaced residual is not the recursive one that rho belongs to: beta from their
+            # ratio (up to ||r_true||^2 / ||r_rec||^2, huge in float32) wrecks the direction.
+            # Those columns restart CG from the current iterate (beta = 0), a valid CG run.
+            mask = xp.asarray(restart, device=device(beta))
+            beta = xp.where(mask, xp.zeros_like(beta), beta)
         P = Z + beta * P
         rho = rho_next
 

@@ -162,3 +162,37 @@ def test_cg_complex_hermitian():
     result = krylov.cg(A, b, rtol=1e-10)
     assert result.converged
     np.testing.assert_allclose(A @ result.x, b, atol=1e-8)
+
+
+def _near_eigenvector_problem(largest: float, seed: int):
+    rng = np.random.default_rng(seed)
+    eigenvalues = rng.uniform(1.0, 2.0, 100)
+    eigenvalues[:3] = largest
+    Q, _ = np.linalg.qr(rng.standard_normal((100, 100)))
+    A = (Q * eigenvalues) @ Q.T
+    return A, Q[:, 10] + 1e-3 * rng.standard_normal(100)
+
+
+@pytest.mark.parametrize("largest", [1e4, 6e4])
+@pytest.mark.parametrize("seed", range(3))
+def test_float32_residual_replacement_restarts_instead_of_diverging(largest, seed):
+    """After a residual replacement CG restarts from the current iterate (a fuzz case).
+
+    beta from the ratio of the true residual to the recursive one that rho belonged to made
+    float32 CG diverge to NONFINITE (true relative residual 5e16) where plain CG stalls.
+    """
+    A, b = _near_eigenvector_problem(largest, seed)
+    for rtol in (3e-4, 1e-4):
+        result = krylov.cg(A.astype(np.float32), b.astype(np.float32), rtol=rtol)
+        true = np.linalg.norm(A @ np.asarray(result.x, dtype=np.float64) - b) / np.linalg.norm(b)
+        assert result.status.name in ("SUCCESS", "STAGNATED"), (rtol, result.status)
+        assert true <= 1e-2
+        if result.converged:
+            assert true <= 1.5 * rtol
+
+
+def test_a_restart_after_residual_replacement_still_converges():
+    A, b = _near_eigenvector_problem(2e4, 3)
+    result = krylov.cg(A.astype(np.float32), b.astype(np.float32), rtol=3e-4)
+    assert result.info["n_residual_checks"] >= 2  # one replacement, then the restart succeeded
+    assert result.converged
