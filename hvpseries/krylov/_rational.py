@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,8 @@ def quadrature_nodes(
     else:
         # no lower scale at all (d = 0 and no lower bound): assume |lambda| >= upper * eps
         t_bottom = tolerance * upper * 1e-16
+    # a subnormal lower bound (or scale) underflows here: start at the smallest normal number
+    t_bottom = max(t_bottom, sys.float_info.min)
     count = max(2, math.ceil(math.log(t_top / t_bottom) / step) + 1)
     u = math.log(t_bottom) + step * np.arange(count)
     t = np.exp(u)

@@ -86,6 +86,8 @@ def test_accuracy_follows_tolerance(tolerance, variant) -> None:
 )
 # Subnormal entries: eps ||T|| underflows and LAPACK's bisection refused the empty window.
 @example(data=[0.0, 0.0, 2.225073858507e-311], damping=1.0, variant="damped")
+# A subnormal eigenvalue: the quadrature's lowest node underflowed to 0 (ZeroDivisionError).
+@example(data=[5e-324], damping=1.0, variant="damped")
 def test_agrees_with_eigh_property(data, damping, variant) -> None:
     m = (len(data) + 1) // 2
     alpha = np.asarray(data[:m])
