@@ -311,7 +311,8 @@ def _run_series(
     def result(x: Any, status: Status, n_terms: int, estimate: Any, extra: dict) -> SolveResult:
         info.update(extra)
         info.setdefault("advice", None if status.converged else status.value)
-        n_matvec = setup.n_matvec_before + setup.matvecs_per_apply * columns * max(n_terms - 1, 0)
+        applies = max(n_terms - 1, 0) + info.get("classification_applies", 0)
+        n_matvec = setup.n_matvec_before + setup.matvecs_per_apply * columns * applies
         outcome = SolveResult(
             x=x,
             status=status,
@@ -534,17 +535,13 @@ def _growth_status(
 ) -> Status:
     """Classify growing terms: a negative eigenvalue (SPD methods) or too small a scale."""
     worst = float(np.max(ratio))
-    if setup.spd_method:
-        # x = 1 - lambda / V > 1 makes consecutive terms point the same way: lambda < 0.
-        alignment = _host(space.xp, _real(space.xp, space.inner(v, v_previous)))
-        growing = ratio > growth_tolerance
-        if np.any(alignment[growing] > 0):
-            info["advice"] = (
-                "the terms grew and kept their direction: the operator has a negative "
-                "eigenvalue, so it is not positive definite; use hvpseries.series.abs_inv "
-                "or a Krylov method for indefinite operators"
-            )
-            return Status.INDEFINITE
+    if setup.spd_method and _negative_eigenvalue(space, setup, v, v_previous, V, ratio, info):
+        info["advice"] = (
+            "the terms grew along an eigenvalue of the series' operator Z above 1: the "
+            "operator has a negative eigenvalue, so it is not positive definite; use "
+            "hvpseries.series.abs_inv or a Krylov method for indefinite operators"
+        )
+        return Status.INDEFINITE
     suggested = (1.0 + worst) * V
     info["advice"] = (
         f"the terms grew by a factor {worst:.3g} per step: the scale V = {V:.6g} is below half "
@@ -552,6 +549,49 @@ def _growth_status(
         f"{suggested:.3g}"
     )
     return Status.DIVERGED
+
+
+#: Power steps on Z that may be spent telling a negative eigenvalue from too small a scale.
+_CLASSIFICATION_STEPS = 10
+
+
+def _negative_eigenvalue(
+    space: VectorSpace,
+    setup: SeriesSetup,
+    v: Any,
+    v_previous: Any,
+    V: float,
+    ratio: np.ndarray,
+    info: dict[str, Any],
+) -> bool:
+    """Whether the growth of an SPD series comes from a negative eigenvalue (not too small V).
+
+    The terms are powers of ``Z = alpha I - M / V``, whose eigenvalues are below ``alpha <= 1``
+    for a positive definite operator: growth then means an eigenvalue below -1 (``V`` too
+    small), and an eigenvalue above 1 proves a negative one of the operator. A Rayleigh
+    quotient ``q = w.Zw / w.w`` lies between the extreme eigenvalues of ``Z``, so ``q > 1``
+    proves the latter and ``q < -1`` the former. Starting from ``w = v_{n-1}`` (``Z w = v_n``,
+    free) a few power steps make the growing component dominate ``q``; they cost one
+    application of ``M`` each (added to ``info["classification_applies"]``). Undecided after
+    ``_CLASSIFICATION_STEPS``: too small a scale is reported (its advice, a larger ``V``, is
+    the one that changes the outcome).
+    """
+    xp = space.xp
+    alpha = 1.0 - setup.shift / V
+    limit = 1.0 + math.sqrt(float(epsilon(xp, v.dtype)))
+    growing = ratio > limit
+    w, image = v_previous, v
+    for step in range(_CLASSIFICATION_STEPS + 1):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            quotient = _host(xp, _real(xp, space.inner(w, image))) / _norms(space, w) ** 2
+        if np.any(quotient[growing] > limit):
+            return True
+        if np.all(quotient[growing] < -limit) or step == _CLASSIFICATION_STEPS:
+            return False
+        w = image / xp.asarray(_norms(space, image), dtype=image.dtype, device=_device_of(image))
+        image = w * alpha - setup.apply(w) / V
+        info["classification_applies"] = info.get("classification_applies", 0) + 1
+    return False
 
 
 def _real(xp: ModuleType, values: Any) -> Any:
