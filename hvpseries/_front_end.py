@@ -87,8 +87,10 @@ def _dense_funm(
     """``f(A) b`` from a full eigendecomposition ``A = V diag(l) V^T`` (``xp.linalg.eigh``).
 
     The error estimate is how much ``f`` moves when every eigenvalue moves by the rounding of a
-    backward-stable ``eigh`` (``10 eps max |l|``), times ``||b||``: near a singularity of ``f``
-    (a zero eigenvalue of ``|A|^-1``, of ``sign``) it is large and the status is STAGNATED.
+    backward-stable ``eigh`` (``10 eps max |l|``), or that rounding times ``f``'s steepest
+    divided difference between neighbouring eigenvalues (the eigenvectors' share), times
+    ``||b||``: near a singularity of ``f`` (a zero eigenvalue of ``|A|^-1``, of ``sign``) it is
+    large and the status is STAGNATED.
     """
     xp = operator.xp
     explicit = isinstance(operator, MatrixOperator)
@@ -106,6 +108,15 @@ def _dense_funm(
         ]
     spread = np.maximum(*moved)
     sensitivity = float(np.max(np.where(np.isnan(spread), np.inf, spread), initial=0.0))
+    # The eigenvectors' rounding mixes components across eigenvalues: f's divided differences
+    # between neighbouring eigenvalues bound that (a jump of sign or |t| across zero, which
+    # moving each eigenvalue alone does not see).
+    gaps = np.diff(host)
+    with np.errstate(all="ignore"):
+        divided = np.abs(np.diff(values))[gaps > 0] / gaps[gaps > 0]
+    if divided.size:
+        steepest = float(np.max(np.where(np.isnan(divided), np.inf, divided)))
+        sensitivity = max(sensitivity, shift * steepest)
     scale = xp.asarray(values, dtype=operator.dtype, device=operator.device)
     coefficients = xp.matmul(xp.matrix_transpose(vectors), b)
     coefficients = coefficients * (scale[:, None] if b.ndim == 2 else scale)

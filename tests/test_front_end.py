@@ -133,3 +133,24 @@ def test_validation() -> None:
     assert hs.abs_inv(A, bad).status is hs.Status.NONFINITE
     with pytest.raises(hs.ConvergenceError):
         hs.abs_inv(A, bad, throw=True)
+
+
+def test_dense_estimate_of_a_piecewise_constant_function_sees_the_eigenvector_rounding():
+    """sign(A) b by eigh: f' = 0 away from zero, yet the eigenvectors carry rounding.
+
+    The estimate (how f moves when each eigenvalue moves) was exactly 0, so float32 reported
+    SUCCESS at rtol 1e-10 with a true error of 2e-7 (a fuzz case).
+    """
+    rng = np.random.default_rng(0)
+    eigenvalues = np.geomspace(1.0, 1e3, 50)
+    eigenvalues[0] = -1.0
+    Q, _ = np.linalg.qr(rng.standard_normal((50, 50)))
+    A, b = (Q * eigenvalues) @ Q.T, rng.standard_normal(50)
+    exact = Q @ (np.sign(eigenvalues) * (Q.T @ b))
+    single = hs.sign(A.astype(np.float32), b.astype(np.float32), rtol=1e-10, method="dense")
+    error = np.linalg.norm(np.asarray(single.x, dtype=np.float64) - exact)
+    assert single.status is hs.Status.STAGNATED
+    assert single.error_estimate >= error
+    double = hs.sign(A, b, rtol=1e-10, method="dense")
+    assert double.converged
+    assert np.linalg.norm(double.x - exact) <= 10 * double.error_estimate
