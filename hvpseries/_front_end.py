@@ -87,7 +87,7 @@ def _dense_funm(
     """``f(A) b`` from a full eigendecomposition ``A = V diag(l) V^T`` (``xp.linalg.eigh``).
 
     The error estimate is how much ``f`` moves when every eigenvalue moves by the rounding of a
-    backward-stable ``eigh`` (``10 eps max |l|``), or that rounding times ``f``'s steepest
+    backward-stable ``eigh`` (``10 eps max |l|``), or ``eps max |l|`` times ``f``'s steepest
     divided difference between neighbouring eigenvalues (the eigenvectors' share), times
     ``||b||``: near a singularity of ``f`` (a zero eigenvalue of ``|A|^-1``, of ``sign``) it is
     large and the status is STAGNATED.
@@ -114,9 +114,9 @@ def _dense_funm(
     gaps = np.diff(host)
     with np.errstate(all="ignore"):
         divided = np.abs(np.diff(values))[gaps > 0] / gaps[gaps > 0]
-    if divided.size:
+    if divided.size:  # eps ||A|| times the steepest one: the first-order bound, no margin
         steepest = float(np.max(np.where(np.isnan(divided), np.inf, divided)))
-        sensitivity = max(sensitivity, shift * steepest)
+        sensitivity = max(sensitivity, shift / 10 * steepest)
     scale = xp.asarray(values, dtype=operator.dtype, device=operator.device)
     coefficients = xp.matmul(xp.matrix_transpose(vectors), b)
     coefficients = coefficients * (scale[:, None] if b.ndim == 2 else scale)

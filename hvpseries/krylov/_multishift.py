@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,9 +174,34 @@ class MultishiftRun:
     ritz_min: np.ndarray  # (k,): smallest Ritz value of `apply` (without shift) at the end
 
 
-# A float32 run on a badly conditioned operator can overflow its host CG coefficients: the
-# columns then end NONFINITE or STAGNATED (reported) instead of emitting NumPy warnings.
-@np.errstate(divide="ignore", invalid="ignore", over="ignore")
+def _quiet_host_arithmetic(solve: Callable[..., MultishiftRun]) -> Callable[..., MultishiftRun]:
+    """Run ``solve`` without NumPy's overflow and 0/0 warnings, the user's code as called.
+
+    A float32 run on a badly conditioned operator can overflow its host CG coefficients: the
+    columns then end NONFINITE or STAGNATED (reported) instead of warning. The operator and
+    the callback run under the caller's NumPy error settings, so their warnings still show.
+    """
+
+    @functools.wraps(solve)
+    def wrapper(apply: Callable[[Any], Any], *args: Any, **kwargs: Any) -> MultishiftRun:
+        caller = np.geterr()
+
+        def as_called(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            def call(value: Any) -> Any:
+                with np.errstate(**caller):
+                    return function(value)
+
+            return call
+
+        if kwargs.get("callback") is not None:
+            kwargs["callback"] = as_called(kwargs["callback"])
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return solve(as_called(apply), *args, **kwargs)
+
+    return wrapper
+
+
+@_quiet_host_arithmetic
 def multishift_solve(
     apply: Callable[[Any], Any],
     B: Any,

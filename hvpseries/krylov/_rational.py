@@ -94,8 +94,14 @@ def quadrature_nodes(
     else:
         # no lower scale at all (d = 0 and no lower bound): assume |lambda| >= upper * eps
         t_bottom = tolerance * upper * 1e-16
-    # a subnormal lower bound (or scale) underflows here: start at the smallest normal number
-    t_bottom = max(t_bottom, sys.float_info.min)
+    if t_bottom < math.sqrt(sys.float_info.min):
+        # the shifts are t^2: a (nearly) subnormal scale squares to zero, and a rule that
+        # started higher would miss the small eigenvalues
+        message = (
+            f"the spectrum's scales (lower bound {lower:.3g}, damping {d:.3g}) are too small "
+            "for float64 once squared; rescale the operator"
+        )
+        raise OverflowError(message)
     count = max(2, math.ceil(math.log(t_top / t_bottom) / step) + 1)
     u = math.log(t_bottom) + step * np.arange(count)
     t = np.exp(u)
@@ -171,6 +177,9 @@ def abs_inv_rational(
     ------
     ValueError
         Negative damping, an unknown variant, an invalid interval or tolerances.
+    OverflowError
+        If the spectrum's smallest scale (``lower`` or the damping) is below about ``1e-154``,
+        so that the quadrature's shifts, its squares, vanish in float64: rescale ``A``.
 
     Notes
     -----
