@@ -143,3 +143,16 @@ def test_float32_coefficient_overflow_is_a_status_not_a_crash(library):
     error = np.linalg.norm(x - exact) / np.linalg.norm(exact)
     if result.converged:  # a success must be one
         assert error <= 2e-2
+
+
+def test_the_users_operator_keeps_its_numpy_warnings():
+    """The solver silences overflow in its own coefficients, not in the user's matvec."""
+    A = np.diag(np.linspace(1.0, 2.0, 10))
+
+    def matvec(x):
+        np.float64(1.0) / np.float64(0.0)  # a warning of the user's own code
+        return A @ x
+
+    operator = hs.FunctionOperator(matvec, (10, 10), dtype=np.float64, symmetric=True)
+    with pytest.warns(RuntimeWarning, match="divide by zero"):
+        krylov.abs_inv_rational(operator, np.ones(10), rtol=1e-6)
