@@ -535,7 +535,10 @@ def _growth_status(
 ) -> Status:
     """Classify growing terms: a negative eigenvalue (SPD methods) or too small a scale."""
     worst = float(np.max(ratio))
-    if setup.spd_method and _negative_eigenvalue(space, setup, v, v_previous, V, ratio, info):
+    growing = ratio > growth_tolerance
+    if setup.spd_method and _negative_eigenvalue(
+        space, setup, v, v_previous, V, growing, growth_tolerance, info
+    ):
         info["advice"] = (
             "the terms grew along an eigenvalue of the series' operator Z above 1: the "
             "operator has a negative eigenvalue, so it is not positive definite; use "
@@ -561,7 +564,8 @@ def _negative_eigenvalue(
     v: Any,
     v_previous: Any,
     V: float,
-    ratio: np.ndarray,
+    growing: np.ndarray,
+    limit: float,
     info: dict[str, Any],
 ) -> bool:
     """Whether the growth of an SPD series comes from a negative eigenvalue (not too small V).
@@ -570,7 +574,8 @@ def _negative_eigenvalue(
     for a positive definite operator: growth then means an eigenvalue below -1 (``V`` too
     small), and an eigenvalue above 1 proves a negative one of the operator. A Rayleigh
     quotient ``q = w.Zw / w.w`` lies between the extreme eigenvalues of ``Z``, so ``q > 1``
-    proves the latter and ``q < -1`` the former. Starting from ``w = v_{n-1}`` (``Z w = v_n``,
+    proves the latter and ``q < -1`` the former (``limit``: 1 plus rounding; ``growing``: the
+    columns whose terms grew). Starting from ``w = v_{n-1}`` (``Z w = v_n``,
     free) a few power steps make the growing component dominate ``q``; they cost one
     application of ``M`` each (added to ``info["classification_applies"]``). Undecided after
     ``_CLASSIFICATION_STEPS``: too small a scale is reported (its advice, a larger ``V``, is
@@ -578,19 +583,19 @@ def _negative_eigenvalue(
     """
     xp = space.xp
     alpha = 1.0 - setup.shift / V
-    limit = 1.0 + math.sqrt(float(epsilon(xp, v.dtype)))
-    growing = ratio > limit
     w, image = v_previous, v
     for step in range(_CLASSIFICATION_STEPS + 1):
         with np.errstate(divide="ignore", invalid="ignore"):
             quotient = _host(xp, _real(xp, space.inner(w, image))) / _norms(space, w) ** 2
         if np.any(quotient[growing] > limit):
             return True
-        if np.all(quotient[growing] < -limit) or step == _CLASSIFICATION_STEPS:
+        if np.all(quotient[growing] < -limit):
             return False
-        w = image / xp.asarray(_norms(space, image), dtype=image.dtype, device=_device_of(image))
-        image = w * alpha - setup.apply(w) / V
-        info["classification_applies"] = info.get("classification_applies", 0) + 1
+        if step < _CLASSIFICATION_STEPS:
+            norms = xp.asarray(_norms(space, image), dtype=image.dtype, device=_device_of(image))
+            w = image / norms
+            image = w * alpha - setup.apply(w) / V
+            info["classification_applies"] = info.get("classification_applies", 0) + 1
     return False
 
 
