@@ -599,10 +599,12 @@ def sign(
     """
     operator, b = _common_checks(A, b, rtol, atol, maxiter, callback, "sign")
     _check_method(method, ("auto", "lanczos", "dense"))
+    from .krylov._tridiagonal_functions import SignFunction
+
     return _dispatch_funm(
         operator,
         b,
-        np.sign,
+        SignFunction(),
         method,
         rtol=rtol,
         atol=atol,

@@ -52,6 +52,12 @@ class Status(enum.Enum):
         "The method broke down (a division by a zero inner product); try another method, "
         "another starting vector, or check that the operator is symmetric."
     )
+    UNVERIFIED = (
+        "The error estimate met the tolerance, but the error from eigenvalues the Krylov space "
+        "has not resolved yet, beyond a point where f is not smooth (0 for |t| and sign), could "
+        "not be bounded below it within the step budget. If A is positive semi-definite, tag it "
+        "(with_structure(psd=True)); else add damping, raise maxiter, or use method='dense'."
+    )
     STAGNATED = (
         "The iteration stagnated above the tolerance, most likely at the limit of the "
         "floating-point precision; loosen rtol/atol or work in higher precision."

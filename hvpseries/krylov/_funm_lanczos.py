@@ -20,6 +20,7 @@ from .._validation import (
     require_not_nonsymmetric,
 )
 from ._lanczos import LanczosProcess, _tridiagonal_eigh, check_real, check_reorthogonalize
+from ._unresolved_spectrum import unresolved_error_bound
 
 __all__ = ["funm_lanczos"]
 
@@ -51,6 +52,10 @@ _FAST_ACCURACY = 1e-3
 # The returned vector is evaluated once more at this accuracy (rounding level, as accurate as
 # the eigendecomposition), which costs about one checkpoint.
 _FINAL_ACCURACY = 1e-14
+# When the iterates agree but the bound on unresolved spectrum beyond a kink of f does not meet
+# the tolerance, Lanczos goes on to twice the steps (at least this many more) for the bound;
+# then the status is UNVERIFIED.
+_CERTIFICATE_MIN_STEPS = 32
 
 
 @scales_right_hand_side(callback="estimate")
@@ -312,6 +317,8 @@ class _FunmLanczos:
         self.callback = callback
         self.eps = epsilon(operator.xp, operator.dtype)
         self.fast_apply = getattr(f, "tridiagonal_apply", None)
+        self.kinks = _declared_kinks(f)
+        self.spectrum_lower = 0.0 if operator.psd else -math.inf
 
     def solve(self, b: Any) -> _ColumnOutcome:
         xp = self.operator.xp
@@ -363,6 +370,7 @@ class _FunmLanczos:
         previous_m = 0
         differences: list[tuple[int, float]] = []  # (steps between checkpoints, ||y_c - y_c'||)
         checkpoints = 0
+        settled_at: int | None = None  # steps when the iterates agreed but the bound did not
         while True:
             while process.num_steps < target and process.step():
                 pass
@@ -401,20 +409,62 @@ class _FunmLanczos:
                 )
                 differences.append((m - previous_m, difference))
                 estimate, rate = _extrapolated_error(differences)
+            settled = rate is not None and rate < 1.0 and estimate <= tolerance
+            flat = bool(differences) and finite and differences[-1][1] <= 10.0 * self.eps * y_norm
+            if not (settled or flat):
+                settled_at = None  # the iterates move again: the Krylov space found more
+            else:
+                # The iterates agree; the spectrum beyond a kink of f that the Krylov space has
+                # not resolved is bounded separately (0 when there is none).
+                unresolved = norm_b * self._unresolved_bound(process, alpha, y / norm_b, ritz)
+                estimate += unresolved
+                if unresolved > tolerance and settled_at is None:
+                    settled_at = m
             self._report(process, estimate)
-            if rate is not None and rate < 1.0 and estimate <= tolerance:
+            if (settled or flat) and estimate <= tolerance:
                 return y, estimate, Status.SUCCESS, checkpoints
-            if differences and finite and differences[-1][1] <= 10.0 * self.eps * y_norm:
+            if settled_at is not None and (
+                m >= max(2 * settled_at, settled_at + _CERTIFICATE_MIN_STEPS)
+                or m >= self.maxiter
+                or process.broke_down
+            ):
+                return y, estimate, Status.UNVERIFIED, checkpoints
+            if flat and settled_at is None:
                 # The iterates no longer change above rounding: converged as far as this
                 # precision allows.
-                status = Status.SUCCESS if estimate <= tolerance else Status.STAGNATED
-                return y, estimate, status, checkpoints
+                return y, estimate, Status.STAGNATED, checkpoints
             if m >= self.maxiter or process.broke_down:
                 status = Status.MAX_ITERATIONS if finite else Status.NONFINITE
                 return y, estimate, status, checkpoints
             if finite:
                 previous, previous_m = y, m
+            if settled_at is not None:
+                rate = None  # the bound, not the differences, decides from here on
             target = min(self._next_checkpoint(m, estimate, rate, tolerance), self.maxiter)
+
+    def _unresolved_bound(
+        self,
+        process: LanczosProcess,
+        alpha: np.ndarray,
+        coefficients: np.ndarray,
+        ritz: np.ndarray | None,
+    ) -> float:
+        # The bound on the error from unresolved spectrum beyond a kink of f, for unit ||b||.
+        if not self.kinks:
+            return 0.0
+        m = alpha.size
+        beta = np.asarray(process.beta[:m], dtype=np.float64)
+        if ritz is None:
+            ritz = _tridiagonal_eigvals(alpha, beta[: m - 1])
+        return unresolved_error_bound(
+            alpha,
+            beta,
+            self.f,
+            coefficients,
+            np.sort(ritz),
+            self.kinks,
+            spectrum_lower=self.spectrum_lower,
+        )
 
     def _f_e1(self, alpha: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         # f(T) e_1 and, when they were computed, the Ritz values.
@@ -466,6 +516,25 @@ class _FunmLanczos:
                 break
             x = x + coefficients[j] * process.q
         return x, process.n_matvec
+
+
+# NumPy's functions with a kink at 0, recognised without a ``kinks`` attribute.
+_KNOWN_KINKS = {np.sign: (0.0,), np.abs: (0.0,)}
+
+
+def _declared_kinks(f: Callable[[np.ndarray], np.ndarray]) -> tuple[float, ...]:
+    """Return where ``f`` is not analytic: its ``kinks`` attribute (default none)."""
+    known = _KNOWN_KINKS.get(f) if isinstance(f, np.ufunc) else None
+    kinks = known if known is not None else getattr(f, "kinks", ())
+    try:
+        values = tuple(float(c) for c in kinks)
+    except (TypeError, ValueError):
+        message = f"f.kinks must be a sequence of real numbers, got {kinks!r}"
+        raise TypeError(message) from None
+    if not all(math.isfinite(c) for c in values):
+        message = f"f.kinks must be finite, got {kinks!r}"
+        raise ValueError(message)
+    return values
 
 
 def _tridiagonal_eigvals(alpha: np.ndarray, off: np.ndarray) -> np.ndarray:

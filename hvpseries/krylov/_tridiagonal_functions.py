@@ -16,7 +16,7 @@ import numpy as np
 
 from ._rational import quadrature_nodes
 
-__all__ = ["AbsInvFunction", "gershgorin_magnitude", "smallest_magnitude_bound"]
+__all__ = ["AbsInvFunction", "SignFunction", "gershgorin_magnitude", "smallest_magnitude_bound"]
 
 #: Set to False to make :meth:`AbsInvFunction.tridiagonal_apply` decline (always fall back to
 #: the eigendecomposition); a switch for benchmarks and tests that compare the two paths.
@@ -103,6 +103,11 @@ class AbsInvFunction:
     def __repr__(self) -> str:
         return f"AbsInvFunction(damping={self.damping!r}, variant={self.variant!r})"
 
+    @property
+    def kinks(self) -> tuple[float, ...]:
+        """Where ``f`` is not analytic on the real line: 0, except ``(t^2 + d)^{-1/2}``, d > 0."""
+        return () if self.variant == "quasi-damped" and self.damping > 0 else (0.0,)
+
     def __call__(self, t: np.ndarray) -> np.ndarray:
         """Return ``f(t)`` elementwise (``inf`` at a singularity, without a warning)."""
         t = np.asarray(t)
@@ -172,6 +177,26 @@ class AbsInvFunction:
         with np.errstate(all="ignore"):
             y = _resolvent_sum(alpha, off, rule.shifts, rule.weights, rule.rhs_weight)
         return y if np.all(np.isfinite(y)) else None
+
+
+class SignFunction:
+    """``sign(t)`` elementwise, declaring its jump at 0 (see :func:`funm_lanczos`'s ``kinks``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> SignFunction()(np.array([-2.0, 0.0, 3.0]))
+    array([-1.,  0.,  1.])
+    """
+
+    kinks = (0.0,)
+
+    def __repr__(self) -> str:
+        return "SignFunction()"
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        """Return ``sign(t)`` elementwise."""
+        return np.sign(t)
 
 
 def gershgorin_magnitude(alpha: np.ndarray, off: np.ndarray) -> float:
