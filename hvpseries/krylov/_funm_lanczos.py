@@ -88,7 +88,10 @@ def funm_lanczos(
     f : callable
         The scalar function, applied to a float64 NumPy array of Ritz values on the host and
         returning an array of the same shape, e.g. ``lambda t: 1 / (np.abs(t) + 0.1)``. It
-        must be defined (finite) on the spectrum of ``A``.
+        must be defined (finite) on the spectrum of ``A``. An attribute ``kinks`` (a tuple
+        of points where ``f`` is not analytic, as 0 for ``|t|``; ``np.sign`` and ``np.abs``
+        are recognised) makes the stopping test bound the error from unresolved spectrum
+        there (see Notes).
     rtol, atol : float, default 1e-6 and 0
         Stop a column when its error estimate ``e`` satisfies
         ``e <= max(rtol * ||x||, atol)``, ``x`` the current approximation of ``f(A) b``.
@@ -153,6 +156,16 @@ def funm_lanczos(
     values near zero), where two iterates can agree while both are far from the answer. If
     the iterates stop changing at the rounding level above the tolerance, the status is
     ``STAGNATED``.
+
+    *Unresolved spectrum.* Agreeing iterates cannot see eigenvalues the Krylov space has not
+    found, and past a kink of ``f`` the Lanczos polynomial ``p`` follows the analytic
+    continuation of ``f``, not ``f``. For each declared kink, a bound from the
+    Chebyshev-Markov-Stieltjes inequality (a distribution with the ``2m`` moments Lanczos
+    knows has at most ``lambda_m(t) = 1 / sum_k p_k(t)^2`` of mass beyond ``t``) is added to
+    the estimate: rigorous for the spectrum beyond a kink outside the Ritz values, and for one
+    hidden eigenvalue in the Ritz gap around a kink inside them. An operator tagged
+    ``psd=True`` has nothing below 0. If the iterates agree but this bound does not meet the
+    tolerance within twice the steps (at least 32 more), the status is ``UNVERIFIED``.
 
     A breakdown (the Krylov space became invariant) gives the exact answer up to rounding;
     the estimate is then ``2 eps m kappa_f ||x||`` with ``kappa_f = max|theta| max|f(theta)|``.

@@ -82,9 +82,10 @@ def _check_number(value: Any, name: str, *, low: float, low_inclusive: bool = Tr
     return value
 
 
-# A solver that ran out of iterations (or stagnated) still returns its best approximation of
-# the direction: the step uses it, counts it as inexact, and the damping update judges it.
-_INEXACT = (Status.MAX_ITERATIONS, Status.STAGNATED)
+# A solver that ran out of iterations (stagnated, or could not verify its error) still returns
+# its best approximation of the direction: the step uses it, counts it as inexact, and the
+# damping update judges it.
+_INEXACT = (Status.MAX_ITERATIONS, Status.STAGNATED, Status.UNVERIFIED)
 
 
 def _model_minimiser(ug: float, cross: float, q: float, gd: float) -> tuple[float, float]:
