@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cmath
 import copy
 import numbers
 from types import ModuleType
@@ -439,6 +440,9 @@ class LinearOperator:
         if not _is_scalar(shift):
             message = f"shift must be a number, got {type(shift).__name__}"
             raise TypeError(message)
+        if not cmath.isfinite(complex(shift)):
+            message = f"shift must be finite, got {shift!r}"
+            raise ValueError(message)
         from ._composite import ShiftedOperator
 
         return ShiftedOperator(self, shift)

@@ -155,6 +155,11 @@ def prepare_linear_system(
         require_not_nonsymmetric(preconditioner, f"{method} (preconditioner M)")
     rhs_norms = to_host(xp, column_norms(operator.vector_space, rhs))
     tol = np.maximum(rtol * rhs_norms, atol)
+    if start is not None and np.any(rhs_norms == 0):
+        # A x = 0 is solved by x = 0 whatever the guess (as SciPy does): a zero column of b
+        # starts, and so ends, at zero instead of chasing a zero residual from x0.
+        zero = xp.asarray([bool(v) for v in rhs_norms == 0], device=operator.device)
+        start = xp.where(zero[None, :], xp.zeros_like(start), start)
     n = operator.global_shape[0]
     return LinearSystem(
         operator=operator,

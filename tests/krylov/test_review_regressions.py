@@ -130,3 +130,25 @@ def test_cli_library_errors_exit_2_and_output_path_is_reported(small_file, tmp_p
     )
     assert code == 2
     assert "chebyshev" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("solver", [krylov.cg, krylov.minres])
+def test_zero_rhs_with_a_guess_returns_zero(backend, solver) -> None:
+    # SciPy's answer: A x = 0 is solved by x = 0 whatever x0 (it used to end MAX_ITERATIONS
+    # for MINRES, and CG iterated 30 matvecs towards it).
+    a = backend.asarray(np.diag([1.0, 2.0, 3.0]))
+    b = backend.asarray(np.stack([np.zeros(3), np.ones(3)], axis=1))
+    guess = np.ones((3, 2))
+    x0 = backend.asarray(guess)
+    result = solver(a, b, x0=x0, rtol=backend.rtol)
+    assert result.status is hs.Status.SUCCESS
+    x = backend.to_numpy(result.x)
+    assert np.all(x[:, 0] == 0.0)
+    np.testing.assert_allclose(x[:, 1], [1.0, 0.5, 1 / 3], rtol=10 * backend.rtol)
+    np.testing.assert_array_equal(backend.to_numpy(x0), guess)
+
+
+@pytest.mark.parametrize("shift", [float("nan"), float("inf"), complex(0.0, float("nan"))])
+def test_non_finite_shift_is_refused(shift) -> None:
+    with pytest.raises(ValueError, match="shift must be finite"):
+        hs.aslinearoperator(np.eye(2)).shift(shift)
