@@ -391,6 +391,11 @@ class _FunmLanczos:
             alpha = np.asarray(process.alpha)
             off = np.asarray(process.beta[: m - 1])
             checkpoints += 1
+            if not (np.all(np.isfinite(alpha)) and np.all(np.isfinite(off))):
+                # The operator returned a non-finite product: T is not a tridiagonal to
+                # decompose, and there is no approximation to return.
+                self._report(process, math.inf)
+                return np.full(m, math.nan), math.inf, Status.NONFINITE, checkpoints
             y, ritz = self._f_e1(alpha, off)
             y = norm_b * y
             finite = bool(np.all(np.isfinite(y)))

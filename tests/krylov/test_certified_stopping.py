@@ -174,3 +174,25 @@ def test_kinks_are_declared() -> None:
     assert AbsInvFunction(0.1, "damped").kinks == (0.0,)
     assert AbsInvFunction(0.1, "quasi-damped").kinks == (0.0,)
     assert SignFunction().kinks == (0.0,)
+
+
+@pytest.mark.parametrize("call", ["abs_inv", "sign", "funm_lanczos"])
+def test_operator_turning_nan_ends_nonfinite(call) -> None:
+    # Used to raise SciPy's "array must not contain infs or NaNs" even with throw=False.
+    products = []
+
+    def matvec(v):
+        products.append(1)
+        out = (np.arange(1.0, 51.0) - 10.0) * v
+        return out * np.nan if len(products) > 5 else out
+
+    a = hs.FunctionOperator(matvec, shape=(50, 50), dtype=np.float64, symmetric=True)
+    b = np.ones(50)
+    if call == "abs_inv":
+        result = hs.abs_inv(a, b, damping=0.1)
+    elif call == "sign":
+        result = hs.sign(a, b)
+    else:
+        result = krylov.funm_lanczos(a, b, np.exp)
+    assert result.status is hs.Status.NONFINITE
+    assert not result.converged
