@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import epsilon, host_values
+from ._array_api import epsilon, host_values, is_complex_dtype
 from ._linear_operator import LinearOperator
 from ._matrix_operator import MatrixOperator
 from ._result import SolveResult, Status
@@ -95,7 +95,10 @@ def _dense_funm(
     xp = operator.xp
     explicit = isinstance(operator, MatrixOperator)
     matrix = operator.todense()
-    matrix = (matrix + xp.matrix_transpose(matrix)) / 2
+    # The Hermitian part (the operator was checked to be Hermitian up to rounding)
+    is_complex = is_complex_dtype(xp, operator.dtype)
+    adjoint = xp.conj(xp.matrix_transpose(matrix)) if is_complex else xp.matrix_transpose(matrix)
+    matrix = (matrix + adjoint) / 2
     eigenvalues, vectors = xp.linalg.eigh(matrix)
     # f is a NumPy function: evaluate it on the host, move the n values back once.
     host = host_values(eigenvalues)
@@ -118,7 +121,10 @@ def _dense_funm(
         steepest = float(np.max(np.where(np.isnan(divided), np.inf, divided)))
         sensitivity = max(sensitivity, shift / 10 * steepest)
     scale = xp.asarray(values, dtype=operator.dtype, device=operator.device)
-    coefficients = xp.matmul(xp.matrix_transpose(vectors), b)
+    # V^H b: the conjugate for a complex Hermitian matrix
+    coefficients = xp.matmul(
+        xp.conj(xp.matrix_transpose(vectors)) if is_complex else xp.matrix_transpose(vectors), b
+    )
     coefficients = coefficients * (scale[:, None] if b.ndim == 2 else scale)
     x = xp.matmul(vectors, coefficients)
     finite = bool(np.all(np.isfinite(values))) and operator.vector_space.all_finite(x)

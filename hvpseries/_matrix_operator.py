@@ -7,7 +7,14 @@ from typing import Any
 
 import scipy.sparse
 
-from ._array_api import array_namespace, check_floating_dtype, device, is_array, numpy_namespace
+from ._array_api import (
+    array_namespace,
+    check_floating_dtype,
+    device,
+    is_array,
+    is_complex_dtype,
+    numpy_namespace,
+)
 from ._linear_operator import LinearOperator
 
 __all__ = ["MatrixOperator", "is_sparse_matrix"]
@@ -115,6 +122,38 @@ class MatrixOperator(LinearOperator):
         if self._kind == "torch":
             return self._matrix.to_dense()
         return self._matrix.toarray()
+
+    def relative_asymmetry(self) -> float | None:
+        """Return ``max|A - A^H| / max|A|`` (0 for a zero matrix), or ``None`` if not checked.
+
+        One pass over the stored entries: dense arrays of any library and SciPy / CuPy sparse
+        matrices; ``None`` for torch sparse tensors (convert with ``todense`` to check).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import hvpseries as hs
+        >>> hs.aslinearoperator(np.array([[1.0, 2.0], [0.0, 1.0]])).relative_asymmetry()
+        1.0
+        """
+        xp = self._xp
+        if self._kind == "torch":
+            return None
+        if self._kind == "dense":
+            matrix = self._matrix
+            largest = float(xp.max(xp.abs(matrix))) if matrix.size else 0.0
+            if is_complex_dtype(xp, matrix.dtype):
+                difference = matrix - xp.conj(xp.matrix_transpose(matrix))
+            else:
+                difference = matrix - xp.matrix_transpose(matrix)
+            asymmetry = float(xp.max(xp.abs(difference))) if matrix.size else 0.0
+        else:
+            matrix = self._matrix
+            if matrix.nnz == 0:
+                return 0.0
+            largest = float(abs(matrix).max())
+            asymmetry = float(abs(matrix - matrix.conj().T).max())
+        return asymmetry / largest if largest > 0 else 0.0
 
     def _all_entries_finite(self, xp: Any) -> bool:
         if self._kind == "dense":

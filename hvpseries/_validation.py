@@ -12,10 +12,16 @@ from ._array_api import (
     check_floating_dtype,
     device,
     dtype_name,
+    epsilon,
+    is_complex_dtype,
     same_device,
 )
 from ._conversion import aslinearoperator
 from ._linear_operator import LinearOperator
+
+# An untagged explicit matrix is refused as non-symmetric above this many eps of relative
+# asymmetry (Q diag(l) Q^T formed without symmetrising is ~10 eps off).
+_ASYMMETRY_EPS_FACTOR = 1000.0
 
 __all__ = [
     "check_maxiter",
@@ -162,8 +168,9 @@ def prepare_system(A: Any, b: Any, *, square: bool = True) -> tuple[LinearOperat
 def require_not_nonsymmetric(operator: LinearOperator, method: str) -> None:
     """Raise ``ValueError`` if ``operator`` is tagged non-symmetric (``symmetric=False``).
 
-    Untagged operators (``symmetric=None``) are accepted: the methods document that they assume
-    symmetry.
+    An untagged explicit matrix (dense, SciPy or CuPy sparse) is checked in one pass over its
+    entries: ``max|A - A^H|`` above ``1000 eps max|A|`` is refused. Untagged matrix-free
+    operators are accepted: the methods document that they assume symmetry.
     """
     if operator.symmetric is False:
         message = (
@@ -171,3 +178,17 @@ def require_not_nonsymmetric(operator: LinearOperator, method: str) -> None:
             "for a non-symmetric A use A.H @ A or a general solver"
         )
         raise ValueError(message)
+    from ._matrix_operator import MatrixOperator
+
+    if operator.symmetric is None and isinstance(operator, MatrixOperator):
+        asymmetry = operator.relative_asymmetry()
+        limit = _ASYMMETRY_EPS_FACTOR * epsilon(operator.xp, operator.dtype)
+        if asymmetry is not None and asymmetry > limit:
+            kind = "Hermitian" if is_complex_dtype(operator.xp, operator.dtype) else "symmetric"
+            message = (
+                f"{method} needs a {kind} matrix, but max|A - A^H| / max|A| = {asymmetry:.3g} "
+                f"(above {limit:.1e} for {dtype_name(operator.dtype)}); symmetrise it, e.g. "
+                "(A + A.conj().T) / 2, or tag it with hvpseries.aslinearoperator(A, "
+                "symmetric=True) to skip this check if the asymmetry is rounding"
+            )
+            raise ValueError(message)
