@@ -21,6 +21,8 @@ class Status(enum.Enum):
     True
     >>> Status.MAX_ITERATIONS.converged
     False
+    >>> Status.COMPLETED.converged, Status.COMPLETED.usable
+    (False, True)
     >>> print(Status.MAX_ITERATIONS.value)  # doctest: +ELLIPSIS
     The maximum number of iterations was reached before the tolerance was met; ...
     """
@@ -65,7 +67,17 @@ class Status(enum.Enum):
 
     @property
     def converged(self) -> bool:
-        """Whether this outcome counts as a usable answer."""
+        """Whether a requested tolerance was met (only ``SUCCESS``)."""
+        return self is Status.SUCCESS
+
+    @property
+    def usable(self) -> bool:
+        """Whether the run did what was asked: met its tolerance or used its fixed budget.
+
+        ``COMPLETED`` (a fixed ``num_terms`` or ``num_matvecs`` used up, no tolerance asked
+        for) is usable but not converged: nothing was verified, so ``throw=True`` does not
+        raise on it, but ``converged`` is False.
+        """
         return self in (Status.SUCCESS, Status.COMPLETED)
 
 
@@ -150,8 +162,13 @@ residual_norm=None, info={})
 
     @property
     def converged(self) -> bool:
-        """Whether the run produced a usable answer (``status.converged``)."""
+        """Whether the requested tolerance was met (``status.converged``)."""
         return self.status.converged
+
+    @property
+    def usable(self) -> bool:
+        """Whether the run met its tolerance or used its fixed budget (``status.usable``)."""
+        return self.status.usable
 
     @property
     def message(self) -> str:
@@ -159,7 +176,10 @@ residual_norm=None, info={})
         return self.status.value
 
     def raise_for_status(self) -> SolveResult:
-        """Return ``self`` if converged, else raise :class:`ConvergenceError`.
+        """Return ``self`` if usable, else raise :class:`ConvergenceError`.
+
+        ``SUCCESS`` and ``COMPLETED`` (a fixed budget that was asked for) pass; every other
+        status raises.
 
         Examples
         --------
@@ -172,7 +192,7 @@ residual_norm=None, info={})
         ...     print(error.result.status.name)
         DIVERGED
         """
-        if not self.converged:
+        if not self.usable:
             raise ConvergenceError(self)
         return self
 

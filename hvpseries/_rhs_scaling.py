@@ -266,7 +266,7 @@ def _unscaled(xp: Any, b: Any, result: Any, scales: np.ndarray, space: VectorSpa
     with np.errstate(over="ignore"):
         x = result.x * _as_factor(xp, b, inverse)
     status = result.status
-    if status.converged and np.any(scales < 1.0) and not space.all_finite(x):
+    if status.usable and np.any(scales < 1.0) and not space.all_finite(x):
         status = Status.NONFINITE
         info["advice"] = (
             "the solution overflows the dtype: its entries exceed the largest "

@@ -31,7 +31,9 @@ def test_status_messages_are_distinct_and_actionable() -> None:
 
 
 def test_converged_statuses() -> None:
-    assert {s for s in hs.Status if s.converged} == {hs.Status.SUCCESS, hs.Status.COMPLETED}
+    # a fixed budget that was used up is usable, but nothing was verified: not converged
+    assert {s for s in hs.Status if s.converged} == {hs.Status.SUCCESS}
+    assert {s for s in hs.Status if s.usable} == {hs.Status.SUCCESS, hs.Status.COMPLETED}
 
 
 def test_raise_for_status() -> None:

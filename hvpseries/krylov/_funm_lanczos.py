@@ -365,7 +365,7 @@ class _FunmLanczos:
         else:
             x, extra = self._second_pass(b / norm_b, y)
             n_matvec += extra
-        if status.converged and not self.operator.vector_space.all_finite(x):
+        if status.usable and not self.operator.vector_space.all_finite(x):
             status = Status.NONFINITE
         return _ColumnOutcome(
             x=x,

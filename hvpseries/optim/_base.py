@@ -280,7 +280,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         direction, result = self._direction(counted, gradient, state["damping"], state)
         state["n_hvp"] += counted.n_matvec
         del counted, hessian  # release the closure's graph before evaluating it again
-        usable = result.converged or result.status in _INEXACT
+        usable = result.usable or result.status in _INEXACT
         if not usable or not space.all_finite(direction):
             self._skip(state, group, f"the direction solve failed ({result.status.name})")
             return loss

@@ -310,7 +310,7 @@ def _run_series(
 
     def result(x: Any, status: Status, n_terms: int, estimate: Any, extra: dict) -> SolveResult:
         info.update(extra)
-        info.setdefault("advice", None if status.converged else status.value)
+        info.setdefault("advice", None if status.usable else status.value)
         applies = max(n_terms - 1, 0) + info.get("classification_applies", 0)
         n_matvec = setup.n_matvec_before + setup.matvecs_per_apply * columns * applies
         outcome = SolveResult(
