@@ -201,30 +201,43 @@ def load_rhs(spec: str | None, n: int, seed: int, built_in: bool) -> np.ndarray:
     return rhs
 
 
-def _progress(enabled: bool) -> tuple[Any, Any]:
-    """Return a tqdm bar (shown after half a second, short runs stay quiet) and a callback."""
+# Methods that report no progress before the end: the bar ticks once per iteration instead.
+_ITERATION_TICKS = ("chebyshev", "rational", "series", "cg", "minres")
+
+
+def _progress(enabled: bool) -> tuple[Any, dict[str, Any]]:
+    """Return a tqdm bar (shown after half a second, short runs stay quiet) and its hooks.
+
+    ``progress(n_matvec, error_estimate)`` moves it to the count reported; ``tick(xk)`` by
+    one step, for methods that report their progress only at the end.
+    """
     if not enabled:
-        return None, None
+        return None, {}
     from tqdm import tqdm
 
     bar = tqdm(desc="hvpseries solve", unit=" matvec", delay=0.5, file=sys.stderr, leave=False)
 
-    def callback(*arguments: Any) -> None:
-        # funm_lanczos reports (n_matvec, error_estimate); other methods pass an iterate.
-        if len(arguments) == 2 and isinstance(arguments[0], int):
-            bar.update(arguments[0] - bar.n)
-            bar.set_postfix(error=f"{arguments[1]:.2e}", refresh=False)
-        else:
-            bar.update(1)
+    def progress(n_matvec: int, estimate: Any) -> None:
+        bar.update(max(n_matvec - bar.n, 0))
+        if estimate is not None and np.ndim(estimate) == 0:
+            bar.set_postfix(error=f"{float(estimate):.2e}", refresh=False)
 
-    return bar, callback
+    def tick(xk: Any) -> None:
+        bar.update(1)
+
+    return bar, {"progress": progress, "tick": tick}
 
 
-def _compute(arguments: argparse.Namespace, matrix: Any, rhs: np.ndarray, callback: Any) -> Any:
+def _compute(
+    arguments: argparse.Namespace, matrix: Any, rhs: np.ndarray, hooks: dict[str, Any]
+) -> Any:
     import hvpseries as hs
 
     method = arguments.method
-    common = {"rtol": arguments.rtol, "maxiter": arguments.maxiter, "callback": callback}
+    common = {"rtol": arguments.rtol, "maxiter": arguments.maxiter}
+    common["progress"] = hooks.get("progress")
+    if method in _ITERATION_TICKS:
+        common["callback"] = hooks.get("tick")
     allowed = {
         "abs-inv": ("auto", "lanczos", "chebyshev", "rational", "series", "dense"),
         "inv-sqrt": ("auto", "lanczos", "chebyshev", "series", "dense"),
@@ -272,10 +285,10 @@ def run_solve(arguments: argparse.Namespace) -> int:
             message = f"--maxiter must be >= 1, got {arguments.maxiter}"
             raise InputError(message)
         rhs = load_rhs(arguments.rhs, matrix.shape[0], arguments.seed, built_in)
-        bar, callback = _progress(not arguments.no_progress)
+        bar, hooks = _progress(not arguments.no_progress)
         start = time.perf_counter()
         try:
-            result = _compute(arguments, matrix, rhs, callback)
+            result = _compute(arguments, matrix, rhs, hooks)
         except (ValueError, TypeError) as error:  # the library's messages for bad combinations
             raise InputError(str(error)) from None
         finally:
@@ -293,11 +306,13 @@ def run_solve(arguments: argparse.Namespace) -> int:
     except InputError as error:
         print(f"hvpseries solve: error: {error}", file=sys.stderr)
         return 2
-    estimate = result.error_estimate
-    if estimate is None:
-        estimate_text = "n/a"
-    else:
-        estimate_text = ", ".join(f"{float(e):.3g}" for e in np.atleast_1d(estimate))
+    estimate_text = "n/a"
+    if result.relative_error_estimate is not None:
+        values = np.atleast_1d(result.relative_error_estimate)
+        estimate_text = ", ".join(f"{float(e):.3g}" for e in values) + " (relative)"
+    elif result.residual_norm is not None:  # CG, MINRES: the residual test, relative to b
+        values = np.atleast_1d(result.residual_norm) / np.linalg.norm(rhs, axis=0)
+        estimate_text = ", ".join(f"{float(e):.3g}" for e in values) + " (relative residual)"
     n = matrix.shape[0]
     print(f"problem        {arguments.matrix} (n = {n}, nnz = {_nnz(matrix)})")
     print(f"function       {arguments.function} (damping {arguments.damping:g})")

@@ -47,16 +47,35 @@ def _check_method(method: Any, choices: tuple[str, ...]) -> None:
         raise ValueError(message)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Hooks:
+    """The caller's ``callback(xk)`` and ``progress(n_matvec, error_estimate)``."""
+
+    callback: Callable[[Any], Any] | None
+    progress: Callable[[int, Any], Any] | None
+
+    def finished(self, result: SolveResult, *, iterates: bool) -> None:
+        """Call the hooks once at the end of a method that does not report progress.
+
+        ``iterates``: the method does not call ``callback(xk)`` either.
+        """
+        if iterates and self.callback is not None:
+            self.callback(result.x)
+        if self.progress is not None:
+            self.progress(result.n_matvec, result.error_estimate)
+
+
 def _common_checks(
-    A: Any, b: Any, rtol: Any, atol: Any, maxiter: Any, callback: Any, name: str
+    A: Any, b: Any, rtol: Any, atol: Any, maxiter: Any, hooks: _Hooks, name: str
 ) -> tuple[LinearOperator, Any]:
     operator, b = prepare_system(A, b)
     require_not_nonsymmetric(operator, name)
     check_tolerances(rtol, atol)
     check_maxiter(maxiter)
-    if callback is not None and not callable(callback):
-        message = f"callback must be callable or None, got {callback!r}"
-        raise TypeError(message)
+    for label, hook in (("callback", hooks.callback), ("progress", hooks.progress)):
+        if hook is not None and not callable(hook):
+            message = f"{label} must be callable or None, got {hook!r}"
+            raise TypeError(message)
     return operator, b
 
 
@@ -162,7 +181,7 @@ def _dispatch_funm(
     rtol: float,
     atol: float,
     maxiter: int | None,
-    callback: Any,
+    hooks: _Hooks,
     throw: bool,
     chebyshev_interval: Callable[[], tuple[float, float]] | None = None,
 ) -> SolveResult:
@@ -172,12 +191,20 @@ def _dispatch_funm(
         return _nonfinite_input(operator, b, method, throw)
     if method == "dense":
         result = _dense_funm(operator, b, f, rtol=rtol, atol=atol)
+        hooks.finished(result, iterates=True)
         return _with_method(result, "dense", throw)
     if method == "lanczos":
         from .krylov import funm_lanczos
 
         result = funm_lanczos(
-            operator, b, f, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback
+            operator,
+            b,
+            f,
+            rtol=rtol,
+            atol=atol,
+            maxiter=maxiter,
+            callback=hooks.callback,
+            progress=hooks.progress,
         )
         return _with_method(result, "lanczos", throw)
     from . import _spectral
@@ -206,9 +233,10 @@ def _dispatch_funm(
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        callback=callback,
+        callback=hooks.callback,
     )
     result = dataclasses.replace(result, n_matvec=result.n_matvec + extra_matvecs)
+    hooks.finished(result, iterates=False)
     return _with_method(result, "chebyshev", throw)
 
 
@@ -221,7 +249,8 @@ def funm(
     rtol: float = 1e-6,
     atol: float = 0.0,
     maxiter: int | None = None,
-    callback: Callable[..., Any] | None = None,
+    callback: Callable[[Any], Any] | None = None,
+    progress: Callable[[int, Any], Any] | None = None,
     throw: bool = False,
 ) -> SolveResult:
     r"""Compute ``f(A) b`` for a symmetric ``A`` and any scalar function ``f``.
@@ -245,11 +274,14 @@ def funm(
     maxiter : int, optional
         Iteration limit passed to the method.
     callback : callable, optional
-        Passed to the method, which calls it in its own form: ``"lanczos"`` as
-        ``callback(n_matvec, error_estimate)`` at each checkpoint; ``"series"``,
-        ``"chebyshev"`` and ``"rational"`` as ``callback(xk)`` with the current iterate;
-        ``"dense"`` not at all. With ``method="auto"`` the form follows the method picked
-        (``result.info["method"]``); name the method to fix it.
+        ``callback(xk)`` with the current approximation (shape of ``b``), as in SciPy, for
+        every method: after each iteration (``"chebyshev"``, ``"series"``, ``"rational"``,
+        ``"cg"``, ``"minres"``), at each checkpoint (``"lanczos"``), once at the end
+        (``"dense"``).
+    progress : callable, optional
+        ``progress(n_matvec, error_estimate)`` for progress bars and logging: at each
+        checkpoint of ``"lanczos"`` (free: no iterate is formed), once at the end for the
+        other methods.
     throw : bool, default False
         Raise :class:`ConvergenceError` instead of returning a non-converged result.
 
@@ -272,7 +304,8 @@ def funm(
     >>> result.x, result.info["method"]
     (array([1., 2., 3.]), 'dense')
     """
-    operator, b = _common_checks(A, b, rtol, atol, maxiter, callback, "funm")
+    hooks = _Hooks(callback, progress)
+    operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, "funm")
     _check_method(method, _FUNM_METHODS)
     if not callable(f):
         message = f"f must be a callable applied to a NumPy array of eigenvalues, got {f!r}"
@@ -285,7 +318,7 @@ def funm(
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        callback=callback,
+        hooks=hooks,
         throw=throw,
     )
 
@@ -300,7 +333,8 @@ def abs_inv(
     rtol: float = 1e-6,
     atol: float = 0.0,
     maxiter: int | None = None,
-    callback: Callable[..., Any] | None = None,
+    callback: Callable[[Any], Any] | None = None,
+    progress: Callable[[int, Any], Any] | None = None,
     throw: bool = False,
 ) -> SolveResult:
     r"""Compute ``(|A| + d I)^-1 b``, the saddle-free Newton direction, for a symmetric ``A``.
@@ -329,8 +363,8 @@ def abs_inv(
         Requested accuracy ``||x - x_*|| <= max(rtol ||x_*||, atol)`` (estimated).
     maxiter : int, optional
         Iteration limit of the chosen method.
-    callback : callable, optional
-        Passed to the chosen method, in that method's form (see :func:`abs_inv`).
+    callback, progress : callable, optional
+        ``callback(xk)`` and ``progress(n_matvec, error_estimate)`` as in :func:`funm`.
     throw : bool, default False
         Raise :class:`ConvergenceError` if the method did not converge.
 
@@ -362,7 +396,8 @@ def abs_inv(
     >>> hs.abs_inv(A, np.ones(3), method="lanczos", rtol=1e-10).x
     array([0.5 , 1.  , 0.25])
     """
-    operator, b = _common_checks(A, b, rtol, atol, maxiter, callback, "abs_inv")
+    hooks = _Hooks(callback, progress)
+    operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, "abs_inv")
     _check_method(method, _ABS_INV_METHODS)
     d = check_nonnegative(damping, "damping")
     if variant not in _VARIANTS:
@@ -388,6 +423,7 @@ def abs_inv(
             maxiter=maxiter,
             callback=callback,
         )
+        hooks.finished(result, iterates=False)
         return _with_method(result, "series", throw, **extra)
     if method == "rational":
         from .krylov import abs_inv_rational
@@ -402,6 +438,7 @@ def abs_inv(
             maxiter=maxiter,
             callback=callback,
         )
+        hooks.finished(result, iterates=False)
         return _with_method(result, "rational", throw, **extra)
     result = _dispatch_funm(
         operator,
@@ -411,7 +448,7 @@ def abs_inv(
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        callback=callback,
+        hooks=hooks,
         throw=False,
     )
     return _with_method(result, result.info["method"], throw, **extra)
@@ -428,10 +465,10 @@ def _root(
     rtol: float,
     atol: float,
     maxiter: int | None,
-    callback: Any,
+    hooks: _Hooks,
     throw: bool,
 ) -> SolveResult:
-    operator, b = _common_checks(A, b, rtol, atol, maxiter, callback, name)
+    operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, name)
     _check_method(method, _ROOT_METHODS)
     d = check_nonnegative(damping, "damping")
     if operator.psd is False:
@@ -456,8 +493,9 @@ def _root(
 
         solver = series.inv_sqrt if power < 0 else series.sqrt
         result = solver(
-            operator, b, damping=d, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback
+            operator, b, damping=d, rtol=rtol, atol=atol, maxiter=maxiter, callback=hooks.callback
         )
+        hooks.finished(result, iterates=False)
         return _with_method(result, "series", throw, damping=d)
     result = _dispatch_funm(
         operator,
@@ -467,7 +505,7 @@ def _root(
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        callback=callback,
+        hooks=hooks,
         throw=False,
     )
     if seen_negative and result.status in (Status.SUCCESS, Status.NONFINITE):
@@ -484,7 +522,8 @@ def inv_sqrt(
     rtol: float = 1e-6,
     atol: float = 0.0,
     maxiter: int | None = None,
-    callback: Callable[..., Any] | None = None,
+    callback: Callable[[Any], Any] | None = None,
+    progress: Callable[[int, Any], Any] | None = None,
     throw: bool = False,
 ) -> SolveResult:
     r"""Compute ``(A + d I)^-1/2 b`` for a symmetric positive definite ``A``.
@@ -499,7 +538,7 @@ def inv_sqrt(
         ``d >= 0`` added to ``A``.
     method : {"auto", "lanczos", "chebyshev", "series", "dense"}, default "auto"
         As in :func:`abs_inv` (``"series"`` is :func:`hvpseries.series.inv_sqrt`).
-    rtol, atol, maxiter, callback, throw
+    rtol, atol, maxiter, callback, progress, throw
         As in :func:`abs_inv`.
 
     Returns
@@ -524,7 +563,7 @@ def inv_sqrt(
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        callback=callback,
+        hooks=_Hooks(callback, progress),
         throw=throw,
     )
 
@@ -538,7 +577,8 @@ def sqrt(
     rtol: float = 1e-6,
     atol: float = 0.0,
     maxiter: int | None = None,
-    callback: Callable[..., Any] | None = None,
+    callback: Callable[[Any], Any] | None = None,
+    progress: Callable[[int, Any], Any] | None = None,
     throw: bool = False,
 ) -> SolveResult:
     r"""Compute ``(A + d I)^1/2 b`` for a symmetric positive semi-definite ``A``.
@@ -563,7 +603,7 @@ def sqrt(
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        callback=callback,
+        hooks=_Hooks(callback, progress),
         throw=throw,
     )
 
@@ -576,7 +616,8 @@ def sign(
     rtol: float = 1e-6,
     atol: float = 0.0,
     maxiter: int | None = None,
-    callback: Callable[..., Any] | None = None,
+    callback: Callable[[Any], Any] | None = None,
+    progress: Callable[[int, Any], Any] | None = None,
     throw: bool = False,
 ) -> SolveResult:
     r"""Compute ``sign(A) b = A |A|^-1 b`` for a symmetric ``A``.
@@ -587,7 +628,7 @@ def sign(
 
     Parameters
     ----------
-    A, b, rtol, atol, maxiter, callback, throw
+    A, b, rtol, atol, maxiter, callback, progress, throw
         As in :func:`abs_inv`.
     method : {"auto", "lanczos", "dense"}, default "auto"
         As in :func:`funm`.
@@ -603,7 +644,8 @@ def sign(
     >>> hs.sign(np.diag([-3.0, 0.5, 2.0]), np.ones(3)).x
     array([-1.,  1.,  1.])
     """
-    operator, b = _common_checks(A, b, rtol, atol, maxiter, callback, "sign")
+    hooks = _Hooks(callback, progress)
+    operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, "sign")
     _check_method(method, ("auto", "lanczos", "dense"))
     from .krylov._tridiagonal_functions import SignFunction
 
@@ -615,7 +657,7 @@ def sign(
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        callback=callback,
+        hooks=hooks,
         throw=throw,
     )
 
@@ -628,14 +670,15 @@ def solve(
     rtol: float = 1e-6,
     atol: float = 0.0,
     maxiter: int | None = None,
-    callback: Callable[..., Any] | None = None,
+    callback: Callable[[Any], Any] | None = None,
+    progress: Callable[[int, Any], Any] | None = None,
     throw: bool = False,
 ) -> SolveResult:
     r"""Solve ``A x = b`` for a symmetric ``A``: CG if ``A`` is tagged ``psd=True``, else MINRES.
 
     Parameters
     ----------
-    A, b, rtol, atol, maxiter, callback, throw
+    A, b, rtol, atol, maxiter, callback, progress, throw
         As in :func:`abs_inv`; the stopping test is SciPy's
         ``||b - A x|| <= max(rtol ||b||, atol)`` on the true residual.
     method : {"auto", "cg", "minres", "dense"}, default "auto"
@@ -656,7 +699,8 @@ def solve(
     >>> result.x, result.info["method"]
     (array([0.5 , 0.25]), 'dense')
     """
-    operator, b = _common_checks(A, b, rtol, atol, maxiter, callback, "solve")
+    hooks = _Hooks(callback, progress)
+    operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, "solve")
     _check_method(method, _SOLVE_METHODS)
     if method == "auto":
         method = "cg" if operator.psd else "minres"
@@ -671,9 +715,11 @@ def solve(
                 return 1.0 / t
 
         result = _dense_funm(operator, b, reciprocal, rtol=rtol, atol=atol)
+        hooks.finished(result, iterates=True)
         return _with_method(result, "dense", throw)
     from .krylov import cg, minres
 
     solver = cg if method == "cg" else minres
     result = solver(operator, b, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback)
+    hooks.finished(result, iterates=False)
     return _with_method(result, method, throw)

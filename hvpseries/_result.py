@@ -128,6 +128,9 @@ class SolveResult:
         The residual norm ``||b - A x||`` when the method computes it, else ``None``.
     info : Mapping
         Method-specific extras (for example the scale factor or the method picked).
+    relative_error_estimate : float or array or None
+        ``error_estimate / ||x||`` (per column), the number to compare with ``rtol``;
+        ``None`` when the method has no error estimate.
 
     Examples
     --------
@@ -138,7 +141,7 @@ class SolveResult:
     True
     >>> result
     SolveResult(status=SUCCESS, converged=True, n_matvec=4, n_iter=2, error_estimate=None, \
-residual_norm=None, info={})
+relative_error_estimate=None, residual_norm=None, info={})
     """
 
     x: Any
@@ -148,6 +151,7 @@ residual_norm=None, info={})
     error_estimate: Any = None
     residual_norm: Any = None
     info: Mapping[str, Any] = field(default_factory=dict)
+    relative_error_estimate: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.status, Status):
@@ -158,7 +162,8 @@ residual_norm=None, info={})
     def __reduce__(self) -> tuple[Any, ...]:
         # the read-only info view cannot be pickled; rebuild it from a plain dict
         fields = (self.x, self.status, self.n_matvec, self.n_iter, self.error_estimate)
-        return (type(self), (*fields, self.residual_norm, dict(self.info)))
+        extras = (self.residual_norm, dict(self.info), self.relative_error_estimate)
+        return (type(self), (*fields, *extras))
 
     @property
     def converged(self) -> bool:
@@ -200,6 +205,7 @@ residual_norm=None, info={})
         return (
             f"SolveResult(status={self.status.name}, converged={self.converged}, "
             f"n_matvec={self.n_matvec}, n_iter={self.n_iter}, "
-            f"error_estimate={self.error_estimate!r}, residual_norm={self.residual_norm!r}, "
-            f"info={dict(self.info)!r})"
+            f"error_estimate={self.error_estimate!r}, "
+            f"relative_error_estimate={self.relative_error_estimate!r}, "
+            f"residual_norm={self.residual_norm!r}, info={dict(self.info)!r})"
         )

@@ -37,23 +37,20 @@ _ROUNDS = 2
 
 
 def scales_right_hand_side(
-    *, callback: str = "iterate"
+    *, columnwise: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a solver ``solver(A, b, ..., atol=)`` (and ``x0=``, ``callback=``, ``throw=``).
 
-    ``callback="iterate"``: the solver passes iterates to its callback, and the caller's
-    callback gets them unscaled; ``"estimate"``: the solver passes ``(count, error_estimate)``
-    (:func:`~hvpseries.krylov.funm_lanczos`, which solves a block column by column through its
-    decorated entry, so each column has its own scale), and the caller gets the estimate
-    unscaled.
+    The caller's ``callback(xk)`` gets unscaled iterates and a ``progress(n_matvec,
+    error_estimate)`` hook unscaled estimates. Every result gets ``relative_error_estimate``
+    (``error_estimate / ||x||`` per column, from the scaled solve where there is one).
+    ``columnwise=True``: the solver solves a block column by column through its decorated
+    entry (:func:`~hvpseries.krylov.funm_lanczos`), so each column gets its own scale there.
     """
-    if callback not in ("iterate", "estimate"):
-        message = f"callback must be 'iterate' or 'estimate', got {callback!r}"
-        raise ValueError(message)
-    return functools.partial(_decorate, estimate_callback=callback == "estimate")
+    return functools.partial(_decorate, columnwise=columnwise)
 
 
-def _decorate(solver: Callable[..., Any], *, estimate_callback: bool) -> Callable[..., Any]:
+def _decorate(solver: Callable[..., Any], *, columnwise: bool) -> Callable[..., Any]:
     signature = inspect.signature(solver)
     operator_name = next(iter(signature.parameters))
     defaults = {
@@ -69,37 +66,66 @@ def _decorate(solver: Callable[..., Any], *, estimate_callback: bool) -> Callabl
         except TypeError:
             return solver(*args, **kwargs)  # the solver's own error for a wrong call
         arguments = bound.arguments
-        b = arguments.get("b")
-        atol = arguments.get("atol", defaults.get("atol", 0.0))
-        x0 = arguments.get("x0")
-        if estimate_callback and getattr(b, "ndim", 1) == 2:
-            return solver(*args, **kwargs)  # it solves a block column by column through here
-        if not _valid_atol(atol):
-            return solver(*args, **kwargs)  # the solver refuses it with its own message
-        scales = _rhs_scales(arguments.get(operator_name), b, x0)
-        if scales is None:
-            return solver(*args, **kwargs)
-        xp = array_namespace(b)
-        factor = _as_factor(xp, b, scales)
-        arguments["b"] = b * factor
-        if x0 is not None:
-            arguments["x0"] = x0 * factor
-        if "atol" in signature.parameters:
-            # one absolute tolerance for all columns: the smallest scaled one holds for each
-            arguments["atol"] = float(atol) * float(np.min(scales))
-        user_callback = arguments.get("callback")
-        if user_callback is not None and callable(user_callback):
-            arguments["callback"] = _unscaling_callback(
-                user_callback, xp, b, scales, estimate_callback
-            )
         throw = bool(arguments.get("throw", defaults.get("throw", False)))
         if "throw" in signature.parameters:
             arguments["throw"] = False
+        b = arguments.get("b")
+        atol = arguments.get("atol", defaults.get("atol", 0.0))
+        scales = None
+        if not (columnwise and getattr(b, "ndim", 1) == 2) and _valid_atol(atol):
+            # (an invalid atol: the solver refuses it with its own message)
+            scales = _rhs_scales(arguments.get(operator_name), b, arguments.get("x0"))
+        if scales is not None:
+            _scale_arguments(arguments, signature, b, scales)
         result = solver(*bound.args, **bound.kwargs)
-        result = _unscaled(xp, b, result, scales, _space(arguments.get(operator_name), xp))
+        if is_array(result.x):
+            xp = array_namespace(result.x)
+            space = _space(arguments.get(operator_name), xp)
+            result = _with_relative_estimate(result, space)
+            if scales is not None:
+                result = _unscaled(xp, b, result, scales, space)
         return result.raise_for_status() if throw else result
 
     return wrapper
+
+
+def _scale_arguments(
+    arguments: dict[str, Any], signature: inspect.Signature, b: Any, scales: np.ndarray
+) -> None:
+    """Replace ``b``, ``x0``, ``atol`` and the hooks by those of the scaled solve."""
+    xp = array_namespace(b)
+    factor = _as_factor(xp, b, scales)
+    arguments["b"] = b * factor
+    if arguments.get("x0") is not None:
+        arguments["x0"] = arguments["x0"] * factor
+    if "atol" in signature.parameters:
+        # one absolute tolerance for all columns: the smallest scaled one holds for each
+        atol = arguments.get("atol", signature.parameters["atol"].default)
+        arguments["atol"] = float(atol) * float(np.min(scales))
+    inverse = 1.0 / scales
+    callback = arguments.get("callback")
+    if callback is not None and callable(callback):
+        unscale = _as_factor(xp, b, inverse)
+        arguments["callback"] = lambda x: callback(x * unscale)
+    progress = arguments.get("progress")
+    if progress is not None and callable(progress):
+        arguments["progress"] = lambda count, value: progress(count, _per_column(value, inverse))
+
+
+def _with_relative_estimate(result: Any, space: VectorSpace) -> Any:
+    """Add ``error_estimate / ||x||`` (per column) where the solver has an estimate."""
+    estimate, x = result.error_estimate, result.x
+    if estimate is None or result.relative_error_estimate is not None or x.ndim not in (1, 2):
+        return result
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = host_values(space.xp.reshape(space.norm(x), (-1,)))
+        values = np.asarray(estimate, dtype=np.float64).reshape(-1)
+        if values.shape != norms.shape:
+            return result
+        safe = np.where(norms > 0, norms, 1.0)
+        relative = np.where(norms > 0, values / safe, np.where(values == 0, 0.0, np.inf))
+    value = float(relative[0]) if np.ndim(estimate) == 0 else relative
+    return dataclasses.replace(result, relative_error_estimate=value)
 
 
 def _valid_atol(atol: Any) -> bool:
@@ -236,16 +262,6 @@ def _per_column(value: Any, inverse: np.ndarray) -> Any:
     if np.ndim(value) == 0:
         return float(value) * float(inverse[0])
     return np.asarray(value, dtype=float) * inverse
-
-
-def _unscaling_callback(
-    callback: Callable[..., Any], xp: Any, b: Any, scales: np.ndarray, estimate: bool
-) -> Callable[..., Any]:
-    inverse = 1.0 / scales
-    if estimate:
-        return lambda count, value: callback(count, _per_column(value, inverse))
-    factor = _as_factor(xp, b, inverse)
-    return lambda x: callback(x * factor)
 
 
 def _unscaled(xp: Any, b: Any, result: Any, scales: np.ndarray, space: VectorSpace) -> Any:

@@ -115,7 +115,7 @@ def test_callback_x0_atol_and_throw_see_the_callers_scale():
         B * tiny,
         np.abs,
         rtol=1e-6,
-        callback=lambda count, estimate: estimates.append(estimate),
+        progress=lambda count, estimate: estimates.append(estimate),
     )
     assert 0 < estimates[-1] < 1e-6 * tiny * np.linalg.norm(B) * 10
     with pytest.raises(ConvergenceError) as caught:
@@ -167,13 +167,13 @@ def test_huge_complex_rhs():
     np.testing.assert_allclose(result.x / 2.0**540, reference.x, rtol=1e-10)
 
 
-def test_lanczos_block_callback_reports_each_columns_own_scale():
+def test_lanczos_block_progress_reports_each_columns_own_scale():
     tiny = 2.0**-600
     A = hs.aslinearoperator(INDEFINITE)
     seen = []
     block = np.stack([B, B * tiny], axis=1)
     result = krylov.funm_lanczos(
-        A, block, np.abs, rtol=1e-8, callback=lambda count, estimate: seen.append(estimate)
+        A, block, np.abs, rtol=1e-8, progress=lambda count, estimate: seen.append(estimate)
     )
     assert result.converged and result.info["rhs_scale"][0] == 1.0
     ordinary = [e for e in seen if e > 1e-100]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 import hvpseries as hs
@@ -29,3 +30,63 @@ def test_fixed_budget_is_completed_not_converged() -> None:
     assert result.usable
     thrown = hs.series.abs_inv(operator, b, damping=0.1, num_terms=20, paper=True, throw=True)
     assert thrown.status is hs.Status.COMPLETED  # a budget that was asked for does not raise
+
+
+def _indefinite_problem(n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    values = np.linspace(-2.0, 3.0, n)
+    return (q * values) @ q.T, rng.standard_normal(n)
+
+
+def test_every_method_calls_back_with_iterates() -> None:
+    matrix, b = _indefinite_problem()
+    methods = {"dense": matrix, "lanczos": hs.aslinearoperator(matrix)}
+    for method, operator in methods.items():
+        iterates: list[np.ndarray] = []
+        reports: list[tuple[int, object]] = []
+        result = hs.abs_inv(
+            operator,
+            b,
+            damping=0.5,
+            method=method,
+            rtol=1e-8,
+            callback=iterates.append,
+            progress=lambda count, estimate, seen=reports: seen.append((count, estimate)),
+        )
+        assert result.converged, method
+        assert iterates and all(x.shape == b.shape for x in iterates), method
+        np.testing.assert_allclose(iterates[-1], result.x, rtol=1e-6, err_msg=method)
+        assert reports and reports[-1][0] == result.n_matvec, method
+    for method in ("series", "chebyshev", "rational"):
+        iterates = []
+        hs.abs_inv(matrix, b, damping=0.5, method=method, rtol=1e-6, callback=iterates.append)
+        assert iterates and iterates[-1].shape == b.shape, method
+
+
+def test_lanczos_block_callback_sees_the_block() -> None:
+    matrix, b = _indefinite_problem()
+    block = np.stack([b, -2.0 * b], axis=1)
+    seen: list[np.ndarray] = []
+    result = hs.krylov.funm_lanczos(matrix, block, np.abs, rtol=1e-8, callback=seen.append)
+    assert result.converged
+    assert all(x.shape == block.shape for x in seen)
+    assert np.all(seen[0][:, 1] == 0)  # the second column has not started yet
+    np.testing.assert_allclose(seen[-1], result.x, rtol=1e-6)
+
+
+def test_two_pass_lanczos_refuses_an_iterate_callback() -> None:
+    matrix, b = _indefinite_problem()
+    with pytest.raises(ValueError, match="progress="):
+        hs.krylov.funm_lanczos(matrix, b, np.abs, memory="two-pass", callback=print)
+
+
+def test_relative_error_estimate_is_reported() -> None:
+    matrix, b = _indefinite_problem()
+    for method in ("dense", "lanczos", "series", "chebyshev", "rational"):
+        result = hs.abs_inv(matrix, b, damping=0.5, method=method, rtol=1e-6)
+        relative = result.error_estimate / np.linalg.norm(result.x)
+        assert result.relative_error_estimate == pytest.approx(relative), method
+        assert result.relative_error_estimate <= 1e-6 or not result.converged, method
+    block = hs.funm(matrix, np.stack([b, 1e-3 * b], axis=1), np.abs, method="lanczos")
+    assert block.relative_error_estimate.shape == (2,)

@@ -58,7 +58,7 @@ _FINAL_ACCURACY = 1e-14
 _CERTIFICATE_MIN_STEPS = 32
 
 
-@scales_right_hand_side(callback="estimate")
+@scales_right_hand_side(columnwise=True)
 def funm_lanczos(
     A: Any,
     b: Any,
@@ -69,7 +69,8 @@ def funm_lanczos(
     maxiter: int | None = None,
     reorthogonalize: str | None = None,
     memory: str = "store",
-    callback: Callable[[int, float], Any] | None = None,
+    callback: Callable[[Any], Any] | None = None,
+    progress: Callable[[int, float], Any] | None = None,
     throw: bool = False,
 ) -> SolveResult:
     r"""Compute ``f(A) b`` for a symmetric ``A`` by the Lanczos method.
@@ -109,8 +110,14 @@ def funm_lanczos(
         running the recurrence twice: once for ``T``, once more to form ``Q y``
         (about twice the matvecs).
     callback : callable, optional
-        Called at every checkpoint as ``callback(n_matvec, error_estimate)`` (for progress
-        bars and logging).
+        Called at every checkpoint as ``callback(xk)`` with the current approximation of
+        ``f(A) b`` (shape of ``b``; for a block, the columns not reached yet are zero). Forming
+        ``xk`` costs one combination of the basis per checkpoint, so it needs
+        ``memory="store"``.
+    progress : callable, optional
+        Called at every checkpoint as ``progress(n_matvec, error_estimate)`` (for progress
+        bars and logging; free). For a block, ``n_matvec`` counts all columns so far and the
+        estimate is the current column's.
     throw : bool, default False
         Raise :class:`hvpseries.ConvergenceError` instead of returning a non-converged result.
 
@@ -125,10 +132,11 @@ def funm_lanczos(
     ------
     ValueError
         For bad tolerances, ``maxiter``, ``memory`` or ``reorthogonalize`` values, an
-        operator tagged non-symmetric, or ``reorthogonalize`` other than ``"none"`` with
-        ``memory="two-pass"``.
+        operator tagged non-symmetric, ``reorthogonalize`` other than ``"none"`` with
+        ``memory="two-pass"``, or a ``callback`` with ``memory="two-pass"``.
     TypeError
-        If ``f`` is not callable, for mixed array libraries, or for a complex operator.
+        If ``f``, ``callback`` or ``progress`` is not callable, for mixed array libraries, or
+        for a complex operator.
 
     Notes
     -----
@@ -214,13 +222,22 @@ def funm_lanczos(
             f"reorthogonalize='none' (got {reorthogonalize!r}) or memory='store'"
         )
         raise ValueError(message)
-    if callback is not None and not callable(callback):
-        message = f"callback must be callable or None, got {callback!r}"
-        raise TypeError(message)
+    for name, hook in (("callback", callback), ("progress", progress)):
+        if hook is not None and not callable(hook):
+            message = f"{name} must be callable or None, got {hook!r}"
+            raise TypeError(message)
+    if callback is not None and memory == "two-pass":
+        message = (
+            "callback(xk) needs the stored basis to form the iterates; with memory='two-pass' "
+            "pass progress=(n_matvec, error_estimate) instead, or use memory='store'"
+        )
+        raise ValueError(message)
     n = operator.global_shape[0]
     if maxiter is None:
         maxiter = max(10 * n, 20) if reorthogonalize == "none" else max(2 * n, 20)
-    solver = _FunmLanczos(operator, f, rtol, atol, maxiter, reorthogonalize, memory, callback)
+    solver = _FunmLanczos(
+        operator, f, rtol, atol, maxiter, reorthogonalize, memory, callback, progress
+    )
     xp = operator.xp
     info = {"method": "lanczos", "reorthogonalize": reorthogonalize, "memory": memory}
     if not operator.vector_space.all_finite(b):
@@ -230,16 +247,18 @@ def funm_lanczos(
         return result.raise_for_status() if throw else result
     if b.ndim == 2:
         # Column by column through this (decorated) function: each column of a badly scaled
-        # block gets its own scale, and the callback that column's estimate.
+        # block gets its own scale, and the hooks that column's (unscaled) values.
         options = {
             "rtol": rtol,
             "atol": atol,
             "maxiter": maxiter,
             "reorthogonalize": reorthogonalize,
             "memory": memory,
-            "callback": callback,
         }
-        results = [funm_lanczos(operator, b[:, j], f, **options) for j in range(b.shape[1])]
+        results: list[SolveResult] = []
+        for j in range(b.shape[1]):
+            hooks = _block_hooks(xp, b, results, callback, progress)
+            results.append(funm_lanczos(operator, b[:, j], f, **options, **hooks))
         result = _combined(xp, results, info)
     else:
         outcome = solver.solve(b)
@@ -254,6 +273,30 @@ def funm_lanczos(
             info=info,
         )
     return result.raise_for_status() if throw else result
+
+
+def _block_hooks(
+    xp: Any,
+    b: Any,
+    done: list[SolveResult],
+    callback: Callable[[Any], Any] | None,
+    progress: Callable[[int, float], Any] | None,
+) -> dict[str, Any]:
+    """Return the hooks for the next column of a block; the caller sees the whole block."""
+    hooks: dict[str, Any] = {}
+    column = len(done)
+    if callback is not None:
+
+        def block_callback(x: Any) -> None:
+            later = b.shape[1] - column - 1
+            zeros = [xp.zeros_like(x)] * later
+            callback(xp.stack([r.x for r in done] + [x] + zeros, axis=1))
+
+        hooks["callback"] = block_callback
+    if progress is not None:
+        before = sum(r.n_matvec for r in done)
+        hooks["progress"] = lambda count, estimate: progress(before + count, estimate)
+    return hooks
 
 
 def _combined(xp: Any, results: list[SolveResult], info: dict[str, Any]) -> SolveResult:
@@ -318,7 +361,8 @@ class _FunmLanczos:
         maxiter: int,
         reorthogonalize: str,
         memory: str,
-        callback: Callable[[int, float], Any] | None,
+        callback: Callable[[Any], Any] | None,
+        progress: Callable[[int, float], Any] | None,
     ) -> None:
         self.operator = operator
         self.f = f
@@ -328,6 +372,7 @@ class _FunmLanczos:
         self.reorthogonalize = reorthogonalize
         self.memory = memory
         self.callback = callback
+        self.progress = progress
         self.eps = epsilon(operator.xp, operator.dtype)
         self.fast_apply = getattr(f, "tridiagonal_apply", None)
         self.kinks = _declared_kinks(f)
@@ -394,7 +439,7 @@ class _FunmLanczos:
             if not (np.all(np.isfinite(alpha)) and np.all(np.isfinite(off))):
                 # The operator returned a non-finite product: T is not a tridiagonal to
                 # decompose, and there is no approximation to return.
-                self._report(process, math.inf)
+                self._report(process, math.inf, None)
                 return np.full(m, math.nan), math.inf, Status.NONFINITE, checkpoints
             y, ritz = self._f_e1(alpha, off)
             y = norm_b * y
@@ -418,7 +463,7 @@ class _FunmLanczos:
                 )
                 estimate = relative * y_norm
                 status = Status.SUCCESS if estimate <= tolerance else Status.STAGNATED
-                self._report(process, estimate)
+                self._report(process, estimate, y)
                 return y, estimate, status, checkpoints
             estimate, rate = math.inf, None
             if finite and previous is not None:
@@ -438,7 +483,7 @@ class _FunmLanczos:
                 estimate += unresolved
                 if unresolved > tolerance and settled_at is None:
                     settled_at = m
-            self._report(process, estimate)
+            self._report(process, estimate, y if finite else None)
             if (settled or flat) and estimate <= tolerance:
                 return y, estimate, Status.SUCCESS, checkpoints
             if settled_at is not None and (
@@ -506,9 +551,12 @@ class _FunmLanczos:
             return y
         return norm_b * np.asarray(refined, dtype=np.float64)
 
-    def _report(self, process: LanczosProcess, estimate: float) -> None:
-        if self.callback is not None:
-            self.callback(process.n_matvec, estimate)
+    def _report(self, process: LanczosProcess, estimate: float, y: np.ndarray | None) -> None:
+        if self.progress is not None:
+            self.progress(process.n_matvec, estimate)
+        if self.callback is not None and y is not None and process.basis is not None:
+            operator = self.operator
+            self.callback(process.basis.combine(y, operator.dtype, operator.device))
 
     @staticmethod
     def _next_checkpoint(m: int, estimate: float, rate: float | None, tolerance: float) -> int:

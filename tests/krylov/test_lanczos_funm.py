@@ -129,7 +129,7 @@ def test_callback_and_max_iterations() -> None:
         damped_abs_inv(0.0),
         rtol=1e-12,
         maxiter=30,
-        callback=lambda n_matvec, estimate: calls.append((n_matvec, estimate)),
+        progress=lambda n_matvec, estimate: calls.append((n_matvec, estimate)),
     )
     assert result.status is hs.Status.MAX_ITERATIONS and not result.converged
     assert result.n_matvec == 30
