@@ -19,6 +19,7 @@ from ._linear_operator import LinearOperator
 from ._matrix_operator import MatrixOperator
 from ._result import SolveResult, Status
 from ._rhs_scaling import scales_right_hand_side
+from ._scalar_function import checked_scalar_function
 from ._validation import (
     check_maxiter,
     check_nonnegative,
@@ -307,13 +308,10 @@ def funm(
     hooks = _Hooks(callback, progress)
     operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, "funm")
     _check_method(method, _FUNM_METHODS)
-    if not callable(f):
-        message = f"f must be a callable applied to a NumPy array of eigenvalues, got {f!r}"
-        raise TypeError(message)
     return _dispatch_funm(
         operator,
         b,
-        f,
+        checked_scalar_function(f),
         method,
         rtol=rtol,
         atol=atol,

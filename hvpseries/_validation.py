@@ -135,6 +135,7 @@ def prepare_system(A: Any, b: Any, *, square: bool = True) -> tuple[LinearOperat
     if square and not operator.is_square:
         message = f"this solver needs a square operator, got shape {operator.shape}"
         raise ValueError(message)
+    _require_single_precision_or_wider(operator)
     xp = array_namespace(b)
     if xp is not operator.xp:
         message = (
@@ -163,6 +164,23 @@ def prepare_system(A: Any, b: Any, *, square: bool = True) -> tuple[LinearOperat
         )
         raise TypeError(message)
     return operator, xp.astype(b, operator.dtype)
+
+
+# float16 and bfloat16 (eps 1e-3, 8e-3): no tolerance below their rounding is reachable, and the
+# tridiagonal and dense eigensolvers have no kernels for them.
+_LEAST_PRECISION_EPS = 2.0**-20
+
+
+def _require_single_precision_or_wider(operator: LinearOperator) -> None:
+    eps = epsilon(operator.xp, operator.dtype)
+    if eps > _LEAST_PRECISION_EPS:
+        message = (
+            f"the solvers need float32 or wider, but the operator computes in "
+            f"{dtype_name(operator.dtype)} (eps {eps:.1e}); build it in float32 (for a "
+            "model, model.float() and float32 data; for a matrix, A.astype(float32)) and "
+            "cast the result back if needed"
+        )
+        raise TypeError(message)
 
 
 def require_not_nonsymmetric(operator: LinearOperator, method: str) -> None:

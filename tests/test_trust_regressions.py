@@ -90,3 +90,33 @@ def test_relative_error_estimate_is_reported() -> None:
         assert result.relative_error_estimate <= 1e-6 or not result.converged, method
     block = hs.funm(matrix, np.stack([b, 1e-3 * b], axis=1), np.abs, method="lanczos")
     assert block.relative_error_estimate.shape == (2,)
+
+
+@pytest.mark.parametrize("method", ["dense", "lanczos", "chebyshev"])
+@pytest.mark.parametrize(
+    ("f", "error", "words"),
+    [
+        (lambda t: 1.0, ValueError, "vectorised"),
+        (lambda t: t[:2], ValueError, "vectorised"),
+        (lambda t: np.ones((2, 2)), ValueError, "vectorised"),
+        (lambda t: "x", TypeError, "real numbers"),
+    ],
+)
+def test_funm_refuses_a_function_of_the_wrong_shape(method, f, error, words) -> None:
+    A = np.diag([1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(error, match=words):
+        hs.funm(A, np.ones(4), f, method=method)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_is_refused_with_the_fix(dtype) -> None:
+    torch = pytest.importorskip("torch")
+    A = torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=getattr(torch, dtype)))
+    b = torch.ones(3, dtype=A.dtype)
+    for method in ("dense", "lanczos"):
+        with pytest.raises(TypeError, match="float32 or wider"):
+            hs.abs_inv(A, b, method=method)
+    with pytest.raises(TypeError, match="float32 or wider"):
+        hs.series.abs_inv(A, b)
+    with pytest.raises(TypeError, match="float32 or wider"):
+        hs.abs_inv(np.diag([1.0, 2.0]).astype(np.float16), np.ones(2, dtype=np.float16))

@@ -10,6 +10,7 @@ import scipy.fft
 
 from .._result import SolveResult, Status
 from .._rhs_scaling import scales_right_hand_side
+from .._scalar_function import checked_scalar_function
 from .._validation import (
     check_positive_int,
     check_real_pair,
@@ -175,9 +176,7 @@ def funm_chebyshev(
     check_tolerances(rtol, atol)
     check_positive_int(degree, "degree", allow_none=True)
     check_positive_int(maxiter, "maxiter", allow_none=True)
-    if not callable(f):
-        message = f"f must be a callable scalar function, got {type(f).__name__}"
-        raise TypeError(message)
+    f = checked_scalar_function(f)
     if callback is not None and not callable(callback):
         message = f"callback must be callable or None, got {type(callback).__name__}"
         raise TypeError(message)

@@ -13,6 +13,7 @@ from .._array_api import device, epsilon
 from .._linear_operator import LinearOperator
 from .._result import SolveResult, Status
 from .._rhs_scaling import scales_right_hand_side
+from .._scalar_function import checked_scalar_function
 from .._validation import (
     check_maxiter,
     check_tolerances,
@@ -201,9 +202,7 @@ def funm_lanczos(
     operator, b = prepare_system(A, b)
     require_not_nonsymmetric(operator, "funm_lanczos")
     check_real(operator, "funm_lanczos")
-    if not callable(f):
-        message = f"f must be a callable applied to a NumPy array of eigenvalues, got {f!r}"
-        raise TypeError(message)
+    f = checked_scalar_function(f)
     check_tolerances(rtol, atol)
     check_maxiter(maxiter)
     if memory not in MEMORY_CHOICES:
@@ -337,13 +336,7 @@ def f_tridiagonal_e1(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``f(T) e_1`` and the eigenvalues of the symmetric tridiagonal ``T`` (host)."""
     eigenvalues, vectors = _tridiagonal_eigh(alpha, off)
-    values = np.asarray(f(eigenvalues), dtype=np.float64)
-    if values.shape != eigenvalues.shape:
-        message = (
-            f"f must return an array of the shape of its input {eigenvalues.shape}, "
-            f"got shape {values.shape}"
-        )
-        raise ValueError(message)
+    values = np.asarray(f(eigenvalues), dtype=np.float64)  # f is checked for its shape
     # A non-finite value of f (a Ritz value at a singularity) is reported by the caller.
     with np.errstate(invalid="ignore", over="ignore"):
         return vectors @ (values * vectors[0, :]), eigenvalues
@@ -590,6 +583,7 @@ _KNOWN_KINKS = {np.sign: (0.0,), np.abs: (0.0,)}
 
 def _declared_kinks(f: Callable[[np.ndarray], np.ndarray]) -> tuple[float, ...]:
     """Return where ``f`` is not analytic: its ``kinks`` attribute (default none)."""
+    f = getattr(f, "__wrapped__", f)  # the caller's own function
     known = _KNOWN_KINKS.get(f) if isinstance(f, np.ufunc) else None
     kinks = known if known is not None else getattr(f, "kinks", ())
     try:
