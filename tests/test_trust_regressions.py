@@ -120,3 +120,30 @@ def test_half_precision_is_refused_with_the_fix(dtype) -> None:
         hs.series.abs_inv(A, b)
     with pytest.raises(TypeError, match="float32 or wider"):
         hs.abs_inv(np.diag([1.0, 2.0]).astype(np.float16), np.ones(2, dtype=np.float16))
+
+
+@pytest.mark.parametrize("n", [50, 400])
+def test_float32_dense_path_is_not_too_pessimistic(n) -> None:
+    rng = np.random.default_rng(n)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    values = np.concatenate([np.linspace(-10.0, -1.0, n // 2), np.linspace(1.0, 10.0, n - n // 2)])
+    A = ((q * values) @ q.T).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    exact_values, vectors = np.linalg.eigh(A.astype(np.float64))
+    exact = vectors @ ((vectors.T @ b.astype(np.float64)) / np.abs(exact_values))
+    result = hs.abs_inv(A, b, rtol=1e-5)
+    error = np.linalg.norm(result.x.astype(np.float64) - exact) / np.linalg.norm(exact)
+    assert result.info["method"] == "dense"
+    assert result.status is hs.Status.SUCCESS  # was STAGNATED: estimate 300x the error
+    assert error <= result.relative_error_estimate <= 1e-5
+
+
+def test_float32_dense_path_still_flags_a_near_singular_sign() -> None:
+    rng = np.random.default_rng(3)
+    n = 100
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    values = rng.uniform(-1.0, 1.0, n)
+    values[:2] = [-1e-9, 1e-9]  # far inside float32's rounding of ||A||
+    A = ((q * values) @ q.T).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    assert hs.sign(A, b, rtol=1e-4).status is hs.Status.STAGNATED
