@@ -139,7 +139,7 @@ def _dense_funm(
     b_norms = host_values(xp.reshape(space.norm(b), (-1,)))
     x_norms = host_values(xp.reshape(space.norm(x), (-1,)))
     eps = epsilon(xp, operator.dtype)
-    c = np.abs(host_values(xp.reshape(projected, (host.size, -1))))
+    c = host_values(xp.reshape(xp.abs(projected), (-1,))).reshape(host.size, -1)
     rounding = 2 * eps * float(np.max(np.abs(values), initial=0.0)) * b_norms
     estimate = _eigh_error_estimate(f, host, values, c, eps) + rounding
     if not finite:
