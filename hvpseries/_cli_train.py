@@ -7,6 +7,7 @@ import ast
 import contextlib
 import importlib
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -269,11 +270,39 @@ def _check_arguments(arguments: argparse.Namespace) -> None:
         raise InputError(message)
     for flag in ("out", "plot"):
         path = getattr(arguments, flag)
-        if path is not None and not Path(path).resolve().parent.is_dir():
-            message = f"--{flag} {path!r}: the folder {str(Path(path).parent)!r} does not exist"
-            raise InputError(message)
+        if path is not None:
+            _check_output_path(flag, path)
     if arguments.plot is not None:
         _require_cli("matplotlib", "plot", "--plot")
+        _check_plot_format(arguments.plot)
+
+
+def _check_output_path(flag: str, path: str) -> None:
+    """Refuse, before any training, an output file that could not be written at the end."""
+    target = Path(path)
+    folder = target.resolve().parent
+    if not folder.is_dir():
+        message = f"--{flag} {path!r}: the folder {str(target.parent)!r} does not exist"
+    elif target.is_dir():
+        message = f"--{flag} {path!r} is a folder; give the name of a file to write"
+    elif not os.access(target if target.exists() else folder, os.W_OK):
+        message = f"--{flag} {path!r}: no permission to write it"
+    else:
+        return
+    raise InputError(message)
+
+
+def _check_plot_format(path: str) -> None:
+    """Refuse, before any training, a ``--plot`` file whose extension matplotlib cannot write."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # the canvas of plot_record
+
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    suffix = Path(path).suffix.lower()
+    if suffix[1:] not in formats:
+        found = f"has the extension {suffix!r}" if suffix else "has no extension"
+        allowed = ", ".join(f".{name}" for name in sorted(formats))
+        message = f"--plot {path!r} {found}, which matplotlib cannot write; use one of {allowed}"
+        raise InputError(message)
 
 
 def _require_cli(module: str, extra: str, purpose: str) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -149,6 +151,44 @@ def test_train_plot_without_matplotlib_fails_before_training(capsys, monkeypatch
     status, stdout, stderr = run(capsys, "train", *TINY, "--plot", "curves.png")
     assert status == 2 and stdout == ""
     assert "pip install 'hvpseries[plot]'" in stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "found"),
+    [("curves.unknown", "has the extension '.unknown'"), ("curves", "has no extension")],
+)
+def test_train_refuses_a_plot_format_before_training(capsys, tmp_path, name, found) -> None:
+    pytest.importorskip("matplotlib")
+    plot = str(tmp_path / name)
+    status, stdout, stderr = run(capsys, "train", *TINY, "--optimizer", "sgd", "--plot", plot)
+    assert status == 2 and stdout == ""
+    assert stderr.startswith(f"hvpseries train: error: --plot {plot!r} {found}")
+    assert "matplotlib cannot write; use one of" in stderr and ".png" in stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_train_refuses_an_out_folder_before_training(capsys, tmp_path) -> None:
+    status, stdout, stderr = run(
+        capsys, "train", *TINY, "--optimizer", "sgd", "--out", str(tmp_path)
+    )
+    assert status == 2 and stdout == ""
+    assert f"--out {str(tmp_path)!r} is a folder; give the name of a file" in stderr
+
+
+def test_train_refuses_an_unwritable_out_before_training(capsys, monkeypatch, tmp_path) -> None:
+    access = os.access
+
+    def no_writing_in_tmp_path(path, mode, *args, **kwargs):
+        if mode & os.W_OK and Path(path) == tmp_path:
+            return False
+        return access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", no_writing_in_tmp_path)
+    out = str(tmp_path / "run.json")
+    status, stdout, stderr = run(capsys, "train", *TINY, "--optimizer", "sgd", "--out", out)
+    assert status == 2 and stdout == ""
+    assert f"--out {out!r}: no permission to write it" in stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_parse_lr_forms() -> None:

@@ -108,7 +108,11 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     """Base class: the saddle-free Newton step with adaptive rates and damping.
 
     Subclasses implement ``_direction(hessian, gradient, damping, state)``, returning the
-    direction ``u ~ (|H| + d I)^-1 g`` and the :class:`hvpseries.SolveResult` that produced it.
+    direction ``u ~ (|H| + d I)^-1 g`` and the :class:`hvpseries.SolveResult` that produced it,
+    and may extend ``_check_parameters(params)``.
+
+    As in :mod:`torch.optim`, each step acts on the parameters that require gradients at that
+    moment (see :meth:`step`): the others are left untouched.
     """
 
     def __init__(
@@ -155,19 +159,8 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             "reject_increase": bool(reject_increase),
         }
         super().__init__(params, defaults)
-        self._params = [p for p in self.param_groups[0]["params"] if p.requires_grad]
-        if not self._params:
-            message = f"{type(self).__name__} got no parameters that require gradients"
-            raise ValueError(message)
-        dtypes = {p.dtype for p in self._params}
-        if len(dtypes) > 1 or not self._params[0].dtype.is_floating_point:
-            names = ", ".join(sorted(str(d).replace("torch.", "") for d in dtypes))
-            message = (
-                f"{type(self).__name__} needs real floating parameters of one dtype, got {names}; "
-                "convert the model with model.float() or model.double()"
-            )
-            raise TypeError(message)
-        self._curvature_factory: Callable[[Any], LinearOperator] | None = None
+        self._trainable()  # at least one parameter to train, of a dtype the step works in
+        self._curvature_factory: Callable[[Any, list[torch.Tensor]], Any] | None = None
         self._curvature: Any = None
         self._warned_local = False
 
@@ -184,19 +177,51 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             raise ValueError(message)
         super().add_param_group(param_group)
 
+    # ------------------------------------------------------------------ parameters
+    def _trainable(self) -> tuple[tuple[int, ...], list[torch.Tensor]]:
+        """Return the positions in the group and the tensors of the parameters to train now.
+
+        Those that require gradients at this moment, checked by :meth:`_check_parameters`.
+        """
+        group = self.param_groups[0]["params"]
+        positions = tuple(i for i, p in enumerate(group) if p.requires_grad)
+        params = [group[i] for i in positions]
+        self._check_parameters(params)
+        return positions, params
+
+    def _check_parameters(self, params: list[torch.Tensor]) -> None:
+        """Refuse a set of trainable parameters that the step cannot work on.
+
+        Raises
+        ------
+        ValueError
+            If there are none.
+        TypeError
+            If they are not real floating tensors of one dtype.
+        """
+        name = type(self).__name__
+        if not params:
+            message = (
+                f"{name} has no parameters that require gradients; unfreeze some with "
+                "p.requires_grad_(True)"
+            )
+            raise ValueError(message)
+        dtypes = {p.dtype for p in params}
+        if len(dtypes) > 1 or not params[0].dtype.is_floating_point:
+            names = ", ".join(sorted(str(d).replace("torch.", "") for d in dtypes))
+            message = (
+                f"{name} needs real floating parameters of one dtype, got {names}; "
+                "convert the model with model.float() or model.double()"
+            )
+            raise TypeError(message)
+
     # ------------------------------------------------------------------ state
     @property
     def _state(self) -> dict[str, Any]:
-        state = self.state[self._params[0]]
+        state = self.state[self.param_groups[0]["params"][0]]
         if not state:
-            reference = self._params[0]
-            n = sum(p.numel() for p in self._params)
-            zeros = torch.zeros(n, dtype=reference.dtype, device=reference.device)
             state.update(
                 damping=self.param_groups[0]["damping"],
-                previous_update=zeros,
-                curvature_times_update=zeros.clone(),
-                previous_alpha=0.0,
                 n_step=0,
                 n_skipped=0,
                 n_inexact=0,
@@ -210,6 +235,27 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
 
     def _initial_state(self, state: dict[str, Any]) -> None:
         """Add subclass-specific entries to a fresh state."""
+
+    @staticmethod
+    def _follow_trainable(
+        state: dict[str, Any], positions: tuple[int, ...], params: list[torch.Tensor]
+    ) -> None:
+        """Start the momentum afresh if the parameters to train are not those it was built over.
+
+        The previous update and the running estimate of its curvature product are vectors over
+        the trainable parameters; ``state["trainable"]`` holds their positions in the group.
+        """
+        if state.get("trainable") == positions:
+            return
+        reference = params[0]
+        n = sum(p.numel() for p in params)
+        zeros = torch.zeros(n, dtype=reference.dtype, device=reference.device)
+        state.update(
+            trainable=positions,
+            previous_update=zeros,
+            curvature_times_update=zeros.clone(),
+            previous_alpha=0.0,
+        )
 
     @property
     def counters(self) -> dict[str, int]:
@@ -264,9 +310,52 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         -------
         torch.Tensor
             The loss before the step.
+
+        Raises
+        ------
+        ValueError
+            If no parameter requires gradients, or the closure or ``data`` is missing or not
+            the one this optimizer takes.
+
+        Notes
+        -----
+        The step acts on the parameters that require gradients when it is called, as
+        :mod:`torch.optim` optimizers do: the Hessian and gradient are those of the loss with
+        respect to them, and the others are left untouched. The momentum (the previous update
+        and its curvature estimate, vectors over the trainable parameters) is reset when that
+        set differs from the previous step's, so the first step after freezing or unfreezing a
+        parameter is taken without momentum; the damping, the counters and the series scale
+        of :class:`SeriesSFN` carry on.
+
+        A step is applied whole or not at all: if anything raises during it (the closure,
+        either evaluation of the loss, the solve, a warning turned into an error), the
+        parameters are restored bit for bit, the state is left as it was and the exception
+        propagates.
         """
-        group, state = self.param_groups[0], self._state
-        loss, gradient, hessian = self._loss_gradient_hessian(closure, data)
+        positions, params = self._trainable()
+        state = dict(self._state)  # the step works on a copy, kept only if it completes
+        saved = [p.detach().clone() for p in params]
+        try:
+            loss = self._step(closure, data, positions, params, saved, state)
+        except BaseException:
+            self._restore(params, saved)
+            raise
+        self._state.update(state)
+        return loss
+
+    def _step(
+        self,
+        closure: Callable[[], Any] | None,
+        data: Any,
+        positions: tuple[int, ...],
+        params: list[torch.Tensor],
+        saved: list[torch.Tensor],
+        state: dict[str, Any],
+    ) -> torch.Tensor:
+        """Take the step of :meth:`step` on ``params``, recording it in ``state``."""
+        group = self.param_groups[0]
+        self._follow_trainable(state, positions, params)
+        loss, gradient, hessian = self._loss_gradient_hessian(closure, data, params)
         state["n_loss"] += 1
         if not torch.isfinite(loss):
             self._skip(state, group, "the loss is not finite")
@@ -287,14 +376,12 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         state["n_inexact"] += int(result.status in _INEXACT)
         alpha, mu, predicted = self._rates(group, state, direction, gradient)
         update = direction * alpha + state["previous_update"] * mu
-        saved = [p.detach().clone() for p in self._params]
-        self._move(update, -1.0)
+        self._move(params, update, -1.0)
         new_loss = self._loss_after_step(closure)
         state["n_loss"] += 1
         finite = bool(torch.isfinite(new_loss))
         if not finite or (group["reject_increase"] and bool(new_loss > loss)):
-            for p, before in zip(self._params, saved, strict=True):
-                p.copy_(before)
+            self._restore(params, saved)
             state["n_rejected"] += 1
             self._adapt_damping(group, state, reduction_ratio=-math.inf)
             if not finite:
@@ -302,7 +389,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                     f"{type(self).__name__} undid a step after which the loss was not finite; "
                     f"the damping was raised to {state['damping']:.3g}"
                 )
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
+                warnings.warn(message, RuntimeWarning, stacklevel=_caller_stacklevel())
             return loss
         state["curvature_times_update"] = state["curvature_times_update"] * mu + gradient * alpha
         state["previous_update"] = update
@@ -313,7 +400,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         return loss
 
     def _loss_gradient_hessian(
-        self, closure: Callable[[], Any] | None, data: Any
+        self, closure: Callable[[], Any] | None, data: Any, params: list[torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, LinearOperator]:
         name = type(self).__name__
         if self._curvature_factory is None:
@@ -328,7 +415,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             loss = evaluate_closure(closure)
             if not torch.isfinite(loss):
                 return loss.detach(), torch.zeros(0), None  # type: ignore[return-value]
-            gradient, hessian = hessian_of_closure(loss, self._params)
+            gradient, hessian = hessian_of_closure(loss, params)
             return loss.detach(), gradient, hessian
         if data is None or closure is not None:
             message = (
@@ -336,10 +423,11 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 f"optimizer.step(data=(inputs, targets)), without a closure"
             )
             raise ValueError(message)
-        if self._curvature is None:
-            self._curvature = self._curvature_factory(data)
-        else:
+        built_over = None if self._curvature is None else [id(p) for p in self._curvature.params]
+        if built_over == [id(p) for p in params]:
             self._curvature.update(data)
+        else:  # the first step, or other parameters require gradients now
+            self._curvature = self._curvature_factory(data, params)
         loss, gradient = self._curvature.loss_and_gradient()
         return loss.detach(), gradient, self._curvature
 
@@ -395,6 +483,12 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         (the loss after the step, from a forward pass) and one of two numbers (the sample
         counts of the new shard).
 
+        **Frozen parameters.** The optimizer holds all of the model's parameters and, like
+        :meth:`step`, trains those that require gradients at each step. The operator is built
+        over them at the first step and built again (a new :class:`~hvpseries.nn.HessianOperator`,
+        with its construction's checks and, in a process group, its agreement check, so every
+        rank must freeze the same parameters) at the first step after that set changes.
+
         Examples
         --------
         >>> import torch
@@ -408,14 +502,14 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         """
         from ..nn import HessianOperator
 
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = cls(params, **options)
+        optimizer = cls(model.parameters(), **options)
 
-        def factory(data: Any) -> LinearOperator:
+        def factory(data: Any, params: list[torch.Tensor]) -> HessianOperator:
             return HessianOperator(
                 model,
                 loss_fn,
                 data,
+                params=params,
                 mode=mode,
                 microbatch_size=microbatch_size,
                 process_group=process_group,
@@ -453,9 +547,15 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         )
         return alpha, mu, predicted
 
-    def _move(self, update: torch.Tensor, sign: float) -> None:
-        for p, piece in zip(self._params, unflatten_into(update, self._params), strict=True):
+    @staticmethod
+    def _move(params: list[torch.Tensor], update: torch.Tensor, sign: float) -> None:
+        for p, piece in zip(params, unflatten_into(update, params), strict=True):
             p.add_(piece, alpha=sign)
+
+    @staticmethod
+    def _restore(params: list[torch.Tensor], saved: list[torch.Tensor]) -> None:
+        for p, before in zip(params, saved, strict=True):
+            p.copy_(before)
 
     def _adapt_damping(
         self, group: dict[str, Any], state: dict[str, Any], *, reduction_ratio: float
@@ -482,8 +582,8 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             f"{type(self).__name__} skipped a step: {reason}; the parameters are unchanged and the "
             f"damping was raised to {state['damping']:.3g}"
         )
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        warnings.warn(message, RuntimeWarning, stacklevel=_caller_stacklevel())
 
     def flat_parameters(self) -> torch.Tensor:
-        """Return the optimizer's parameters as one flat vector (a copy)."""
-        return flatten([p.detach() for p in self._params]).clone()
+        """Return the parameters that require gradients as one flat vector (a copy)."""
+        return flatten([p.detach() for p in self._trainable()[1]]).clone()

@@ -28,7 +28,8 @@ class ExactSFN(SaddleFreeNewton):
     Parameters
     ----------
     params : iterable of tensors or one parameter group
-        The parameters to optimise; at most ``max_parameters`` scalars in all.
+        The parameters to optimise; each step trains those that require gradients then (see
+        :meth:`step`), at most ``max_parameters`` scalars in all.
     damping : float, default 1.0
         Initial damping ``d >= 0``. With ``d = 0``, eigenvalues with
         ``|lambda| <= n * eps * max |lambda|`` are treated as zero (pseudo-inverse).
@@ -46,7 +47,8 @@ class ExactSFN(SaddleFreeNewton):
     Raises
     ------
     ValueError
-        If the parameters have more than ``max_parameters`` entries.
+        If the parameters that require gradients have more than ``max_parameters`` entries
+        (checked again at each step, as parameters may be unfrozen).
 
     Examples
     --------
@@ -74,6 +76,7 @@ class ExactSFN(SaddleFreeNewton):
         reject_increase: bool = True,
     ) -> None:
         check_positive_int(max_parameters, "max_parameters")
+        self._max_parameters = max_parameters  # before the base class checks the parameters
         super().__init__(
             params,
             damping=damping,
@@ -85,11 +88,15 @@ class ExactSFN(SaddleFreeNewton):
             damping_max=damping_max,
             reject_increase=reject_increase,
         )
-        n = sum(p.numel() for p in self._params)
-        if n > max_parameters:
+
+    def _check_parameters(self, params: list[torch.Tensor]) -> None:
+        super()._check_parameters(params)
+        n = sum(p.numel() for p in params)
+        if n > self._max_parameters:
             message = (
-                f"ExactSFN forms the dense {n}x{n} Hessian, above max_parameters={max_parameters}; "
-                "use SeriesSFN or KrylovSFN, or raise max_parameters if the memory is there"
+                f"ExactSFN forms the dense {n}x{n} Hessian, above "
+                f"max_parameters={self._max_parameters}; use SeriesSFN or KrylovSFN, or raise "
+                "max_parameters if the memory is there"
             )
             raise ValueError(message)
 

@@ -32,7 +32,8 @@ class SeriesSFN(SaddleFreeNewton):
     Parameters
     ----------
     params : iterable of tensors or one parameter group
-        The parameters to optimise (one group: the step couples them through the Hessian).
+        The parameters to optimise (one group: the step couples them through the Hessian);
+        each step trains those that require gradients then (see :meth:`step`).
     num_terms : int, default 20
         Terms of the series: ``2 (num_terms - 1)`` HVPs per step with the default settings
         (the accelerated value reuses the last terms); ``acceleration=None`` applies the
