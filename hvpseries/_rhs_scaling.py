@@ -27,6 +27,7 @@ import numpy as np
 from ._array_api import array_namespace, device, host_values, is_array
 from ._linear_operator import LinearOperator
 from ._result import Status
+from ._symmetry_probe import probe_symmetry
 from ._vector_space import VectorSpace
 
 __all__ = ["scales_right_hand_side"]
@@ -77,7 +78,11 @@ def _decorate(solver: Callable[..., Any], *, columnwise: bool) -> Callable[..., 
             scales = _rhs_scales(arguments.get(operator_name), b, arguments.get("x0"))
         if scales is not None:
             _scale_arguments(arguments, signature, b, scales)
+        operator = arguments.get(operator_name)
+        probed = probe_symmetry(operator, solver.__name__) if _probe(operator) else 0
         result = solver(*bound.args, **bound.kwargs)
+        if probed:
+            result = dataclasses.replace(result, n_matvec=result.n_matvec + probed)
         if is_array(result.x):
             xp = array_namespace(result.x)
             space = _space(arguments.get(operator_name), xp)
@@ -87,6 +92,11 @@ def _decorate(solver: Callable[..., Any], *, columnwise: bool) -> Callable[..., 
         return result.raise_for_status() if throw else result
 
     return wrapper
+
+
+def _probe(operator: Any) -> bool:
+    """Whether ``operator`` is a linear operator to probe for symmetry (real or complex)."""
+    return isinstance(operator, LinearOperator) and operator.symmetric is None
 
 
 def _scale_arguments(

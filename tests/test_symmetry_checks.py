@@ -60,3 +60,48 @@ def test_complex_symmetric_non_hermitian_is_refused() -> None:
     z = RNG.standard_normal((20, 20)) + 1j * RNG.standard_normal((20, 20))
     with pytest.raises(ValueError, match="Hermitian"):
         hs.solve(z + z.T, np.ones(20, dtype=complex))
+
+
+def test_a_nonsymmetric_matrix_free_operator_is_refused() -> None:
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((40, 40))
+    nonsymmetric = hs.FunctionOperator(lambda x: M @ x, shape=(40, 40), dtype=np.float64)
+    for call in (
+        lambda A: hs.abs_inv(A, np.ones(40), method="lanczos"),
+        lambda A: hs.krylov.cg(A, np.ones(40)),
+        lambda A: hs.krylov.minres(A, np.ones(40)),
+        lambda A: hs.series.abs_inv(A, np.ones(40)),
+    ):
+        with pytest.raises(ValueError, match="symmetric=True"):
+            call(nonsymmetric)
+
+
+def test_the_symmetry_probe_is_counted_once_and_skipped_when_tagged() -> None:
+    rng = np.random.default_rng(1)
+    M = rng.standard_normal((40, 40))
+    S = M + M.T
+    untagged = hs.CountingOperator(
+        hs.FunctionOperator(lambda x: S @ x, shape=(40, 40), dtype=np.float64)
+    )
+    first = hs.abs_inv(untagged, np.ones(40), damping=1.0, method="lanczos")
+    assert first.n_matvec == untagged.n_matvec  # the probe's two products are counted
+    second = hs.abs_inv(untagged, np.ones(40), damping=1.0, method="lanczos")
+    assert second.n_matvec == first.n_matvec - 2  # probed once per operator
+    tagged = hs.CountingOperator(
+        hs.FunctionOperator(lambda x: S @ x, shape=(40, 40), dtype=np.float64, symmetric=True)
+    )
+    third = hs.abs_inv(tagged, np.ones(40), damping=1.0, method="lanczos")
+    assert third.n_matvec == tagged.n_matvec == second.n_matvec
+    np.testing.assert_allclose(third.x, first.x, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rounding_does_not_trip_the_probe(dtype) -> None:
+    rng = np.random.default_rng(2)
+    n = 3000
+    M = rng.standard_normal((n, n)).astype(dtype)
+    S = (M + M.T) / 2
+    # a symmetric product computed in an order that rounds differently from its transpose
+    operator = hs.FunctionOperator(lambda x: S @ x + 1e-3 * (S @ x), shape=(n, n), dtype=dtype)
+    result = hs.krylov.minres(operator, np.ones(n, dtype=dtype), maxiter=3)
+    assert result.n_matvec >= 3
