@@ -188,7 +188,7 @@ def require_not_nonsymmetric(operator: LinearOperator, method: str) -> None:
 
     An untagged explicit matrix (dense, SciPy or CuPy sparse) is checked in one pass over its
     entries: ``max|A - A^H|`` above ``1000 eps max|A|`` is refused. Untagged matrix-free
-    operators are accepted: the methods document that they assume symmetry.
+    operators are probed once by the solvers' common entry (``_symmetry_probe``).
     """
     if operator.symmetric is False:
         message = (
