@@ -22,6 +22,7 @@ from ._result import SolveResult, Status
 from ._rhs_scaling import scales_right_hand_side
 from ._scalar_function import checked_scalar_function
 from ._validation import (
+    check_hooks,
     check_maxiter,
     check_nonnegative,
     check_tolerances,
@@ -74,10 +75,7 @@ def _common_checks(
     require_not_nonsymmetric(operator, name)
     check_tolerances(rtol, atol)
     check_maxiter(maxiter)
-    for label, hook in (("callback", hooks.callback), ("progress", hooks.progress)):
-        if hook is not None and not callable(hook):
-            message = f"{label} must be callable or None, got {hook!r}"
-            raise TypeError(message)
+    check_hooks(callback=hooks.callback, progress=hooks.progress)
     return operator, b
 
 
@@ -108,12 +106,13 @@ def _dense_funm(
     """``f(A) b`` from a full eigendecomposition ``A = V diag(l) V^T`` (``xp.linalg.eigh``).
 
     The error estimate is the first-order effect of the backward error ``E`` of ``eigh``
-    (``||E|| <= eps ||A||``) on ``f(A) b = V f(l) c``, ``c = V^T b``. An eigenvalue's own
-    share moves it by ``2 eps max |l|``; the eigenvectors' share mixes pairs ``i, j`` by
-    ``E_ij`` times ``f``'s divided difference ``(f_i - f_j) / (l_i - l_j)`` (capped at
-    ``|f_i - f_j|``, a full rotation), with ``E``'s entries in the eigenbasis of the size of
-    a random matrix of that norm (``2 eps max |l| / sqrt(n)``, about eight times those
-    measured for LAPACK); plus ``2 eps max |f| ||b||`` for forming ``c`` and ``x``. Near a
+    (``||E|| <= eps ||A||``) on ``f(A) b = V f(l) c``, ``c = V^H b``, with ``E``'s entries in
+    the eigenbasis of the size of a random matrix of norm ``2 eps max |l|``, i.e.
+    ``e = 2 eps max |l| / sqrt(n)`` (about eight times those measured for LAPACK). An
+    eigenvalue's own share moves it by ``e``; the eigenvectors' share mixes pairs ``i, j`` by
+    ``e`` times ``f``'s divided difference ``(f_i - f_j) / (l_i - l_j)`` (capped at
+    ``|f_i - f_j|``, a full rotation); plus ``2 eps max |f| ||b||`` for forming ``c`` and
+    ``x``. Near a
     singularity of ``f`` (a zero eigenvalue of ``|A|^-1``, of ``sign``) it is large and the
     status is STAGNATED.
     """

@@ -79,7 +79,7 @@ def _decorate(solver: Callable[..., Any], *, columnwise: bool) -> Callable[..., 
         if scales is not None:
             _scale_arguments(arguments, signature, b, scales)
         operator = arguments.get(operator_name)
-        probed = probe_symmetry(operator, solver.__name__) if _probe(operator) else 0
+        probed = probe_symmetry(operator, solver.__name__)
         result = solver(*bound.args, **bound.kwargs)
         if probed:
             result = dataclasses.replace(result, n_matvec=result.n_matvec + probed)
@@ -92,11 +92,6 @@ def _decorate(solver: Callable[..., Any], *, columnwise: bool) -> Callable[..., 
         return result.raise_for_status() if throw else result
 
     return wrapper
-
-
-def _probe(operator: Any) -> bool:
-    """Whether ``operator`` is a linear operator to probe for symmetry (real or complex)."""
-    return isinstance(operator, LinearOperator) and operator.symmetric is None
 
 
 def _scale_arguments(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from typing import Any
 
 import numpy as np
 
@@ -17,14 +18,15 @@ _PROBED: weakref.WeakSet[LinearOperator] = weakref.WeakSet()
 _SEED = 20_241_207
 
 
-def probe_symmetry(operator: LinearOperator, method: str) -> int:
+def probe_symmetry(operator: Any, method: str) -> int:
     """Check an untagged matrix-free operator for symmetry; return the matvecs spent.
 
     Two products with random vectors ``u``, ``v`` (a fixed seed) give ``u^H A v`` and
     ``v^H A u``; their difference is rounding for a Hermitian ``A``. Relative to
     ``||u|| ||A v|| + ||v|| ||A u||`` it must stay below ``max(1000, 100 sqrt(n)) eps``.
-    Explicit matrices (checked entry by entry), tagged operators and operators probed before
-    cost nothing (0 is returned).
+    Anything but a :class:`LinearOperator` (a plain matrix, checked by the solver), explicit
+    matrices (checked entry by entry), tagged operators and operators probed before cost
+    nothing (0 is returned).
 
     Raises
     ------
@@ -34,7 +36,8 @@ def probe_symmetry(operator: LinearOperator, method: str) -> int:
     from ._matrix_operator import MatrixOperator
 
     if (
-        operator.symmetric is not None
+        not isinstance(operator, LinearOperator)
+        or operator.symmetric is not None
         or isinstance(operator, MatrixOperator)
         or not operator.is_square
         or operator in _PROBED

@@ -24,6 +24,7 @@ from ._linear_operator import LinearOperator
 _ASYMMETRY_EPS_FACTOR = 1000.0
 
 __all__ = [
+    "check_hooks",
     "check_maxiter",
     "check_nonnegative",
     "check_positive_int",
@@ -109,6 +110,14 @@ def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> No
     if value < 1:
         message = f"{name} must be an integer >= 1, got {value!r}"
         raise ValueError(message)
+
+
+def check_hooks(**hooks: Any) -> None:
+    """Raise ``TypeError`` unless each hook (``callback=``, ``progress=``) is callable or None."""
+    for name, hook in hooks.items():
+        if hook is not None and not callable(hook):
+            message = f"{name} must be callable or None, got {hook!r}"
+            raise TypeError(message)
 
 
 def check_maxiter(maxiter: Any) -> None:

@@ -147,3 +147,11 @@ def test_float32_dense_path_still_flags_a_near_singular_sign() -> None:
     A = ((q * values) @ q.T).astype(np.float32)
     b = rng.standard_normal(n).astype(np.float32)
     assert hs.sign(A, b, rtol=1e-4).status is hs.Status.STAGNATED
+
+
+def test_a_hook_that_is_not_callable_is_refused() -> None:
+    matrix, b = _indefinite_problem()
+    with pytest.raises(TypeError, match="progress must be callable"):
+        hs.abs_inv(matrix, b, progress=3)
+    with pytest.raises(TypeError, match="callback must be callable"):
+        hs.krylov.funm_lanczos(matrix, b, np.abs, callback="x")

@@ -15,6 +15,7 @@ from .._result import SolveResult, Status
 from .._rhs_scaling import scales_right_hand_side
 from .._scalar_function import checked_scalar_function
 from .._validation import (
+    check_hooks,
     check_maxiter,
     check_tolerances,
     prepare_system,
@@ -221,10 +222,7 @@ def funm_lanczos(
             f"reorthogonalize='none' (got {reorthogonalize!r}) or memory='store'"
         )
         raise ValueError(message)
-    for name, hook in (("callback", callback), ("progress", progress)):
-        if hook is not None and not callable(hook):
-            message = f"{name} must be callable or None, got {hook!r}"
-            raise TypeError(message)
+    check_hooks(callback=callback, progress=progress)
     if callback is not None and memory == "two-pass":
         message = (
             "callback(xk) needs the stored basis to form the iterates; with memory='two-pass' "
