@@ -41,6 +41,7 @@ _VMAP_SLOW_PATH = r".*(performance drop|batching rule).*"
 # Blocks timed per strategy (batched call, column loop) before the faster is kept; the minimum
 # over the samples discounts the warm-up of the first call and noise from other processes.
 _EXPLORE = 3
+BLOCK_STRATEGIES = ("auto", "batched", "loop")
 # What _set_local_data replaces (restored on every rank when any rank fails to take new data).
 _DATA_STATE = (
     "_splits_batches",
@@ -133,7 +134,12 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         check_deterministic: bool,
         psd: bool | None,
         process_group: GroupSpec = None,
+        block_strategy: str = "auto",
     ) -> None:
+        if block_strategy not in BLOCK_STRATEGIES:
+            message = f"block_strategy must be one of {BLOCK_STRATEGIES}, got {block_strategy!r}"
+            raise ValueError(message)
+        self._block_setting = block_strategy
         model, ddp_group = unwrap_model(model)
         self._group = resolve_group(process_group, ddp_group)
         if self._group is None:
@@ -225,6 +231,17 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
     def params(self) -> tuple[torch.Tensor, ...]:
         """The selected parameter tensors, in the order of the flat vectors."""
         return tuple(self._params)
+
+    @property
+    def block_strategy(self) -> str:
+        """How blocks of vectors are applied: ``"auto"``, ``"batched"`` or ``"loop"``.
+
+        ``"auto"`` times one batched call against a loop over the columns on the first blocks
+        and keeps the faster; the two round differently, so results then depend on timings in
+        the last bits. ``"batched"`` (which falls back to the loop for good where the batched
+        call cannot run) and ``"loop"`` are bit-reproducible.
+        """
+        return self._block_setting
 
     @property
     def n_samples(self) -> int:
@@ -611,6 +628,8 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         timings = self._block_timings
         if timings is None:
             return "loop"
+        if self._block_setting != "auto":
+            return self._block_setting
         batched, loop = timings["batched"], timings["loop"]
         if len(batched) < _EXPLORE or len(loop) < _EXPLORE:  # alternate: batched, loop, ...
             return "batched" if len(batched) <= len(loop) else "loop"

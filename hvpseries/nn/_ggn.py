@@ -38,6 +38,9 @@ class GGNOperator(CurvatureOperator):
         Evaluate batches in pieces of at most this many samples, without caching.
     check_deterministic : bool, optional
         Raise if two evaluations of the loss at the same parameters differ.
+    block_strategy : {"auto", "batched", "loop"}, optional
+        How blocks are applied (see :class:`HessianOperator`); pin one for bit-reproducible
+        runs. Default ``"auto"``.
     process_group : torch.distributed.ProcessGroup, None or False, optional
         Data parallelism (see :class:`HessianOperator`). ``None`` (default): the group of a
         ``DistributedDataParallel`` model if one is given, else the default group if
@@ -98,6 +101,7 @@ class GGNOperator(CurvatureOperator):
         microbatch_size: int | None = None,
         check_deterministic: bool = False,
         process_group: Any = None,
+        block_strategy: str = "auto",
     ) -> None:
         super().__init__(
             model,
@@ -108,6 +112,7 @@ class GGNOperator(CurvatureOperator):
             check_deterministic=check_deterministic,
             psd=True,
             process_group=process_group,
+            block_strategy=block_strategy,
         )
 
     def _outputs(self, inputs: torch.Tensor) -> Any:

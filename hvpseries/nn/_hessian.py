@@ -69,6 +69,11 @@ class HessianOperator(CurvatureOperator):
     check_deterministic : bool, optional
         At each new parameter point, evaluate the loss and gradient twice and raise if they
         differ (random layers such as Dropout in training mode). Default ``False``.
+    block_strategy : {"auto", "batched", "loop"}, optional
+        How :meth:`matmat` applies a block: one batched call (``torch.func.vmap`` or batched
+        gradients), a loop over the columns, or ``"auto"`` (default): time both on the first
+        blocks and keep the faster per column. The two agree to rounding; ``"auto"`` makes
+        the last bits depend on timings, so pin a strategy for bit-reproducible runs.
     process_group : torch.distributed.ProcessGroup, None or False, optional
         Data parallelism (see Notes). ``None`` (default): the group of a
         ``DistributedDataParallel`` model if one is given, else the default group if
@@ -199,6 +204,7 @@ class HessianOperator(CurvatureOperator):
         microbatch_size: int | None = None,
         check_deterministic: bool = False,
         process_group: Any = None,
+        block_strategy: str = "auto",
     ) -> None:
         if mode not in MODES:
             message = f"mode must be one of {MODES}, got {mode!r}"
@@ -215,6 +221,7 @@ class HessianOperator(CurvatureOperator):
             check_deterministic=check_deterministic,
             psd=None,
             process_group=process_group,
+            block_strategy=block_strategy,
         )
 
     @property

@@ -115,6 +115,9 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
     moment (see :meth:`step`): the others are left untouched.
     """
 
+    # How the operator built by from_model applies blocks (HessianOperator's block_strategy).
+    _curvature_block_strategy = "auto"
+
     def __init__(
         self,
         params: Iterable[Any],
@@ -513,6 +516,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 mode=mode,
                 microbatch_size=microbatch_size,
                 process_group=process_group,
+                block_strategy=cls._curvature_block_strategy,
             )
 
         optimizer._curvature_factory = factory

@@ -22,7 +22,8 @@ class ExactSFN(SaddleFreeNewton):
     r"""Saddle-free Newton with the exact ``(|H| + d I)^-1 g`` from a dense eigendecomposition.
 
     The reference the other optimizers are tested against. Each step builds the Hessian from
-    ``n`` Hessian-vector products (batched), diagonalises it with ``torch.linalg.eigh`` and
+    ``n`` Hessian-vector products (batched; :meth:`from_model` pins
+    ``block_strategy="batched"`` so that runs and resumed runs are bit-identical), diagonalises it with ``torch.linalg.eigh`` and
     applies ``Q diag(1 / (|lambda| + d)) Q^T``: ``O(n^2)`` memory and ``O(n^3)`` time.
 
     Parameters
@@ -60,6 +61,9 @@ class ExactSFN(SaddleFreeNewton):
     >>> x.detach()  # one undamped step solves a convex quadratic
     tensor([ 3., -1.], dtype=torch.float64)
     """
+
+    # The dense Hessian comes from blocks; a pinned strategy keeps steps bit-reproducible.
+    _curvature_block_strategy = "batched"
 
     def __init__(
         self,

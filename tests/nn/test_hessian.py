@@ -393,6 +393,30 @@ def test_matmat_equals_dense_with_either_block_strategy(name):
     assert timings is not None and timings["batched"] and timings["loop"]
 
 
+@pytest.mark.parametrize("strategy", ["batched", "loop"])
+def test_pinned_block_strategy_is_exact_and_bit_reproducible(strategy):
+    case = make_case("mlp-tanh")
+    reference = dense_hessian(case)
+    V = random_vectors(reference.shape[1], 3)
+    blocks = []
+    for _ in range(2):  # a fresh operator each time: no timing decides anything
+        H = _operator(case, block_strategy=strategy)
+        assert H.block_strategy == strategy
+        blocks.append([H @ V for _ in range(8)])
+        assert_close(blocks[-1][0], reference @ V)
+    first = blocks[0][0]
+    assert all(torch.equal(first, block) for run in blocks for block in run)
+    expected = {"batched": ["batched", "loop"], "loop": ["loop", "batched"]}[strategy]
+    timings = H._block_timings
+    assert timings is not None and timings[expected[0]] and not timings[expected[1]]
+
+
+def test_unknown_block_strategy_is_refused():
+    case = make_case("mlp-tanh")
+    with pytest.raises(ValueError, match="block_strategy must be one of"):
+        _operator(case, block_strategy="vmap")
+
+
 def test_replacing_a_parameter_free_module_rebuilds():
     case = make_case("mlp-tanh")
     H = _operator(case)

@@ -225,17 +225,9 @@ def test_an_exception_in_the_loss_of_from_model_undoes_the_step(optimizer_class)
 
 # ------------------------------------------------------------------ state_dict round trips
 
-_BLOCK_TIMING = pytest.mark.xfail(
-    strict=True,
-    reason="HessianOperator.matmat picks a batched call or a loop over the columns by their "
-    "timings (hvpseries/nn/_base.py, _block_strategy); the two round differently and a new "
-    "operator starts the choice afresh, so ExactSFN's dense Hessian differs in the last bit",
-)
-
-
 @pytest.mark.parametrize(
     "optimizer_class",
-    [pytest.param(ExactSFN, marks=_BLOCK_TIMING), KrylovSFN, SeriesSFN],
+    [ExactSFN, KrylovSFN, SeriesSFN],
 )
 def test_from_model_state_dict_round_trip_is_bit_identical(optimizer_class) -> None:
     pytest.importorskip("hvpseries.nn")
