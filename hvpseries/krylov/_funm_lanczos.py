@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -630,7 +631,22 @@ def _extrapolated_error(differences: list[tuple[int, float]]) -> tuple[float, fl
         if abs(rho_new - rho) <= 1e-14:
             break
         rho = rho_new
+    # Convergence with plateaus (a discontinuous-Galerkin diffusion operator, inv_sqrt) fits a
+    # fast rate to the last pair while the error stalls: extrapolate with the slowest per-step
+    # contraction of the last few pairs, and not at all if one of them did not contract.
+    slowest = max(rho, *_recent_contractions(differences))
+    if slowest >= 1.0:
+        return last, None
     # The extrapolation may lower the estimate below the last difference by a bounded factor: a
     # guard against a rate fitted to a lucky pair of differences.
-    factor = rho**steps / (1.0 - rho**steps)
+    factor = slowest**steps / (1.0 - slowest**steps)
     return last * max(_SMALLEST_FACTOR, factor), rho
+
+
+def _recent_contractions(differences: list[tuple[int, float]]) -> list[float]:
+    """Per-step contraction factors of the last (up to) three pairs of differences."""
+    factors = []
+    for (steps, before), (_, after) in itertools.pairwise(differences[-4:]):
+        if before > 0.0 and after > 0.0:
+            factors.append((after / before) ** (1.0 / steps))
+    return factors

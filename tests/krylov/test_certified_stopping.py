@@ -196,3 +196,26 @@ def test_operator_turning_nan_ends_nonfinite(call) -> None:
         result = krylov.funm_lanczos(a, b, np.exp)
     assert result.status is hs.Status.NONFINITE
     assert not result.converged
+
+
+def test_error_extrapolation_uses_the_slowest_recent_contraction():
+    # An error that stalls and then drops (a plateau, as inv_sqrt on a discontinuous-Galerkin
+    # diffusion operator shows) must not be extrapolated with the fast rate of the last pair:
+    # that claimed SUCCESS at 2.6x the tolerance.
+    from hvpseries.krylov._funm_lanczos import _extrapolated_error
+
+    plateau = [(10, 1e-2), (10, 5e-3), (10, 4.9e-3), (10, 1e-4)]
+    estimate, rate = _extrapolated_error(plateau)
+    assert rate is not None and rate < 0.7  # the last pair's own fit is fast
+    assert estimate >= plateau[-1][1]  # but the estimate follows the stall
+    steady = [(10, 1e-2), (10, 1e-3), (10, 1e-4), (10, 1e-5)]
+    estimate, _ = _extrapolated_error(steady)
+    assert estimate < steady[-1][1]  # a steady contraction is still extrapolated
+
+
+def test_error_extrapolation_stops_after_a_recent_increase():
+    from hvpseries.krylov._funm_lanczos import _extrapolated_error
+
+    bump = [(10, 1e-2), (10, 5e-3), (10, 6e-3), (10, 3e-3), (10, 1e-3)]
+    estimate, rate = _extrapolated_error(bump)
+    assert rate is None and estimate == bump[-1][1]
