@@ -225,6 +225,7 @@ def test_an_exception_in_the_loss_of_from_model_undoes_the_step(optimizer_class)
 
 # ------------------------------------------------------------------ state_dict round trips
 
+
 @pytest.mark.parametrize(
     "optimizer_class",
     [ExactSFN, KrylovSFN, SeriesSFN],
