@@ -24,7 +24,8 @@ class ExactSFN(SaddleFreeNewton):
     The reference the other optimizers are tested against. Each step builds the Hessian from
     ``n`` Hessian-vector products (batched; :meth:`from_model` pins
     ``block_strategy="batched"`` so that runs and resumed runs are bit-identical), diagonalises
-    it with ``torch.linalg.eigh`` and applies ``Q diag(1 / (|lambda| + d)) Q^T``: ``O(n^2)`` memory and ``O(n^3)`` time.
+    it with ``torch.linalg.eigh`` and applies ``Q diag(1 / (|lambda| + d)) Q^T``: ``O(n^2)``
+    memory and ``O(n^3)`` time.
 
     Parameters
     ----------
