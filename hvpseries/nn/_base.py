@@ -41,7 +41,7 @@ _VMAP_SLOW_PATH = r".*(performance drop|batching rule).*"
 # Blocks timed per strategy (batched call, column loop) before the faster is kept; the minimum
 # over the samples discounts the warm-up of the first call and noise from other processes.
 _EXPLORE = 3
-BLOCK_STRATEGIES = ("auto", "batched", "loop")
+_BLOCK_STRATEGIES = ("auto", "batched", "loop")
 # What _set_local_data replaces (restored on every rank when any rank fails to take new data).
 _DATA_STATE = (
     "_splits_batches",
@@ -136,21 +136,27 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         process_group: GroupSpec = None,
         block_strategy: str = "auto",
     ) -> None:
-        if block_strategy not in BLOCK_STRATEGIES:
-            message = f"block_strategy must be one of {BLOCK_STRATEGIES}, got {block_strategy!r}"
-            raise ValueError(message)
-        self._block_setting = block_strategy
         model, ddp_group = unwrap_model(model)
         self._group = resolve_group(process_group, ddp_group)
         if self._group is None:
-            self._build(model, loss_fn, data, params, microbatch_size, check_deterministic)
+            self._build(
+                model, loss_fn, data, params, microbatch_size, check_deterministic, block_strategy
+            )
         else:
             # Every rank takes part in the agreement check, even one whose construction
             # failed, so that all ranks raise instead of the others waiting in a collective.
             # Any exception (a user model's AssertionError or KeyError too), not only ours.
             error: BaseException | None = None
             try:
-                self._build(model, loss_fn, data, params, microbatch_size, check_deterministic)
+                self._build(
+                    model,
+                    loss_fn,
+                    data,
+                    params,
+                    microbatch_size,
+                    check_deterministic,
+                    block_strategy,
+                )
             except Exception as caught:  # re-raised after the collective
                 error = caught
             if error is None:
@@ -183,6 +189,7 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         params: Iterable[str | torch.Tensor] | None,
         microbatch_size: int | None,
         check_deterministic: bool,
+        block_strategy: str,
     ) -> None:
         """Validate the arguments and set up the rank-local state (no collectives)."""
         names, tensors = select_parameters(model, params)
@@ -193,6 +200,10 @@ class CurvatureOperator(LinearOperator, metaclass=abc.ABCMeta):
         if not isinstance(check_deterministic, bool):
             message = f"check_deterministic must be True or False, got {check_deterministic!r}"
             raise TypeError(message)
+        if not isinstance(block_strategy, str) or block_strategy not in _BLOCK_STRATEGIES:
+            message = f"block_strategy must be one of {_BLOCK_STRATEGIES}, got {block_strategy!r}"
+            raise ValueError(message)
+        self._block_setting = block_strategy
         self._model = model
         self._loss_fn = loss_fn
         self._names = names

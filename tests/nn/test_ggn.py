@@ -58,6 +58,19 @@ def test_ggn_matmat_equals_stacked_matvecs_and_release():
     assert_close(G @ V, columns, rtol=1e-12)
 
 
+@pytest.mark.parametrize("strategy", ["batched", "loop"])
+def test_ggn_pinned_block_strategy_is_exact_and_bit_reproducible(strategy):
+    case = make_case("cnn-bn-train")
+    V = random_vectors(dense_ggn(case).shape[1], 3)
+    blocks = []
+    for _ in range(2):
+        G = GGNOperator(case.model, case.loss_fn, case.data, block_strategy=strategy)
+        assert G.block_strategy == strategy
+        blocks.append(G @ V)
+    assert_close(blocks[0], dense_ggn(case) @ V)
+    assert torch.equal(blocks[0], blocks[1])
+
+
 def test_ggn_of_linear_model_with_mse_is_the_hessian():
     # For a model linear in its parameters the network term vanishes: G = H.
     case = make_case("mlp-tanh")

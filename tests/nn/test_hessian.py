@@ -411,10 +411,11 @@ def test_pinned_block_strategy_is_exact_and_bit_reproducible(strategy):
     assert timings is not None and timings[expected[0]] and not timings[expected[1]]
 
 
-def test_unknown_block_strategy_is_refused():
+@pytest.mark.parametrize("strategy", ["vmap", None, ["loop"]])
+def test_unknown_block_strategy_is_refused(strategy):
     case = make_case("mlp-tanh")
     with pytest.raises(ValueError, match="block_strategy must be one of"):
-        _operator(case, block_strategy="vmap")
+        _operator(case, block_strategy=strategy)
 
 
 def test_replacing_a_parameter_free_module_rebuilds():
