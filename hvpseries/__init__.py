@@ -26,17 +26,17 @@ Subpackages
 from importlib.metadata import PackageNotFoundError, version
 
 from . import acceleration, krylov, series
-from ._conversion import aslinearoperator
-from ._counting import CountingOperator
-from ._distributed import DistributedOperator
-from ._elementary import DiagonalOperator, IdentityOperator
-from ._front_end import abs_inv, funm, inv_sqrt, sign, solve, sqrt
-from ._function_operator import FunctionOperator
-from ._linear_operator import LinearOperator
-from ._matrix_operator import MatrixOperator
-from ._result import ConvergenceError, SolveResult, Status
-from ._spectral import power_iteration, spectral_bounds
-from ._vector_space import VectorSpace
+from ._core._result import ConvergenceError, SolveResult, Status
+from ._core._vector_space import VectorSpace
+from ._front_end._functions import abs_inv, funm, inv_sqrt, sign, solve, sqrt
+from ._operators._base import LinearOperator
+from ._operators._convert import aslinearoperator
+from ._operators._counting import CountingOperator
+from ._operators._elementary import DiagonalOperator, IdentityOperator
+from ._operators._explicit import MatrixOperator
+from ._operators._function import FunctionOperator
+from ._operators._sharded import DistributedOperator
+from .krylov._spectrum import power_iteration, spectral_bounds
 
 try:
     __version__ = version("hvpseries")

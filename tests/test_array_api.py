@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hvpseries import _array_api as backend_layer
+from hvpseries._core import _array_api as backend_layer
 from tests.backends import Backend
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import hvpseries as hs
-from hvpseries._cli import build_parser, main
+from hvpseries._app._cli import build_parser, main
 
 
 def test_info_lists_version_and_backends(capsys) -> None:

@@ -7,7 +7,7 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
-from hvpseries._cli import main
+from hvpseries._app._cli import main
 from tests.problems import PROBLEMS
 
 

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("torch", reason="hvpseries train needs torch")
 
-from hvpseries._cli import main
-from hvpseries._cli_train import parse_lr, parse_options
+from hvpseries._app._cli import main
+from hvpseries._app._train_command import parse_lr, parse_options
 
 
 def run(capsys, *arguments: str) -> tuple[int, str, str]:

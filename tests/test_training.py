@@ -10,8 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs torch")
 
-from hvpseries import _training as training  # noqa: E402
-from hvpseries._training import (  # noqa: E402
+from hvpseries._app import _training as training  # noqa: E402
+from hvpseries._app._training import (  # noqa: E402
     Dataset,
     MissingDependencyError,
     ModelSpec,

@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 import hvpseries as hs
-from hvpseries._validation import (
-    check_maxiter,
-    check_positive_int,
-    check_tolerances,
-    prepare_system,
-    require_not_nonsymmetric,
-)
+from hvpseries._core._checks import check_maxiter, check_positive_int, check_tolerances
+from hvpseries._solve._validation import prepare_system, require_not_nonsymmetric
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import numbers
 from types import ModuleType
 from typing import Any
 
-from .._array_api import array_namespace, check_floating_dtype, is_array, numpy_namespace
-from .._vector_space import VectorSpace
+from .._core._array_api import array_namespace, check_floating_dtype, is_array, numpy_namespace
+from .._core._vector_space import VectorSpace
 
 __all__ = ["as_elements", "finish", "is_complex", "norms_squared"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from .._validation import check_positive_int
-from .._vector_space import VectorSpace
+from .._core._checks import check_positive_int
+from .._core._vector_space import VectorSpace
 from ._sequence import as_elements, finish, is_complex, norms_squared, select
 
 __all__ = ["wynn_epsilon"]

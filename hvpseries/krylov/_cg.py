@@ -16,18 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from .._array_api import array_namespace, device, host_values, is_complex_dtype, same_device
-from .._conversion import aslinearoperator
-from .._linear_operator import LinearOperator
-from .._result import SolveResult, Status
-from .._rhs_scaling import scales_right_hand_side
-from .._validation import (
-    check_maxiter,
-    check_tolerances,
-    prepare_system,
-    require_not_nonsymmetric,
-)
-from .._vector_space import VectorSpace
+from .._core._array_api import array_namespace, device, host_values, is_complex_dtype, same_device
+from .._core._checks import check_maxiter, check_tolerances
+from .._core._result import SolveResult, Status
+from .._core._vector_space import VectorSpace
+from .._operators._base import LinearOperator
+from .._operators._convert import aslinearoperator
+from .._solve._rhs_scaling import scales_right_hand_side
+from .._solve._validation import prepare_system, require_not_nonsymmetric
 
 __all__ = ["cg"]
 

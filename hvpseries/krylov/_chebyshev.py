@@ -8,16 +8,11 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from .._result import SolveResult, Status
-from .._rhs_scaling import scales_right_hand_side
-from .._scalar_function import checked_scalar_function
-from .._validation import (
-    check_positive_int,
-    check_real_pair,
-    check_tolerances,
-    prepare_system,
-    require_not_nonsymmetric,
-)
+from .._core._checks import check_positive_int, check_real_pair, check_tolerances
+from .._core._result import SolveResult, Status
+from .._core._scalar_function import checked_scalar_function
+from .._solve._rhs_scaling import scales_right_hand_side
+from .._solve._validation import prepare_system, require_not_nonsymmetric
 from ._cg import column_norms, to_host
 
 __all__ = ["chebyshev_coefficients", "funm_chebyshev"]

@@ -10,18 +10,13 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from .._array_api import device, epsilon
-from .._linear_operator import LinearOperator
-from .._result import SolveResult, Status
-from .._rhs_scaling import scales_right_hand_side
-from .._scalar_function import checked_scalar_function
-from .._validation import (
-    check_hooks,
-    check_maxiter,
-    check_tolerances,
-    prepare_system,
-    require_not_nonsymmetric,
-)
+from .._core._array_api import device, epsilon
+from .._core._checks import check_hooks, check_maxiter, check_tolerances
+from .._core._result import SolveResult, Status
+from .._core._scalar_function import checked_scalar_function
+from .._operators._base import LinearOperator
+from .._solve._rhs_scaling import scales_right_hand_side
+from .._solve._validation import prepare_system, require_not_nonsymmetric
 from ._lanczos import LanczosProcess, _tridiagonal_eigh, check_real, check_reorthogonalize
 from ._unresolved_spectrum import unresolved_error_bound
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from .._array_api import dtype_name, epsilon, is_complex_dtype
-from .._linear_operator import LinearOperator
-from .._rhs_scaling import accurate_norm
-from .._validation import check_positive_int, prepare_system, require_not_nonsymmetric
-from .._vector_space import VectorSpace
+from .._core._array_api import dtype_name, epsilon, is_complex_dtype
+from .._core._checks import check_positive_int
+from .._core._vector_space import VectorSpace
+from .._operators._base import LinearOperator
+from .._solve._rhs_scaling import accurate_norm
+from .._solve._validation import prepare_system, require_not_nonsymmetric
 
 __all__ = ["LanczosDecomposition", "lanczos"]
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from .._array_api import device, epsilon
-from .._result import SolveResult, Status
-from .._rhs_scaling import scales_right_hand_side
+from .._core._array_api import device, epsilon
+from .._core._result import SolveResult, Status
+from .._solve._rhs_scaling import scales_right_hand_side
 from ._cg import (
     ColumnBook,
     LinearSystem,

@@ -11,16 +11,12 @@ from typing import Any
 import numpy as np
 from scipy.linalg import eigvalsh_tridiagonal
 
-from .._array_api import array_namespace, device
-from .._result import SolveResult, Status
-from .._rhs_scaling import scales_right_hand_side
-from .._validation import (
-    check_maxiter,
-    check_tolerances,
-    prepare_system,
-    require_not_nonsymmetric,
-)
-from .._vector_space import VectorSpace
+from .._core._array_api import array_namespace, device
+from .._core._checks import check_maxiter, check_tolerances
+from .._core._result import SolveResult, Status
+from .._core._vector_space import VectorSpace
+from .._solve._rhs_scaling import scales_right_hand_side
+from .._solve._validation import prepare_system, require_not_nonsymmetric
 from ._cg import aggregate_status, column_dots, column_norms, take_columns, to_host
 
 __all__ = ["cg_multishift"]

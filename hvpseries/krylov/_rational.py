@@ -11,16 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from .._array_api import device, epsilon
-from .._result import SolveResult, Status
-from .._rhs_scaling import scales_right_hand_side
-from .._validation import (
-    check_maxiter,
-    check_real_pair,
-    check_tolerances,
-    prepare_system,
-    require_not_nonsymmetric,
-)
+from .._core._array_api import device, epsilon
+from .._core._checks import check_maxiter, check_real_pair, check_tolerances
+from .._core._result import SolveResult, Status
+from .._solve._rhs_scaling import scales_right_hand_side
+from .._solve._validation import prepare_system, require_not_nonsymmetric
 from ._cg import aggregate_status, column_norms, to_host
 from ._multishift import multishift_solve
 
@@ -252,7 +247,7 @@ def abs_inv_rational(
     d = float(damping)
     n_matvec = 0
     if interval is None:
-        from .._spectral import spectral_bounds
+        from ._spectrum import spectral_bounds
 
         bounds = spectral_bounds(operator)
         n_matvec += bounds.n_matvec

@@ -14,8 +14,8 @@ import array_api_compat.torch as xp_torch
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .._linear_operator import LinearOperator
-from .._validation import check_positive_int
+from .._core._checks import check_positive_int
+from .._operators._base import LinearOperator
 from ._data import Chunk, make_chunks
 from ._data import weighted as _weighted
 from ._distributed import (

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from .._counting import CountingOperator
-from .._linear_operator import LinearOperator
-from .._result import Status
+from .._core._result import Status
+from .._operators._base import LinearOperator
+from .._operators._counting import CountingOperator
 from ._closure_hessian import evaluate_closure, flatten, hessian_of_closure, unflatten_into
 
 __all__ = ["LocalClosureWarning", "SaddleFreeNewton"]

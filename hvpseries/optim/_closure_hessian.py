@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .._function_operator import FunctionOperator
+from .._operators._function import FunctionOperator
 
 __all__ = ["evaluate_closure", "flatten", "hessian_of_closure", "unflatten_into"]
 

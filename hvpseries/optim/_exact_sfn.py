@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from .._linear_operator import LinearOperator
-from .._result import SolveResult, Status
-from .._validation import check_positive_int
+from .._core._checks import check_positive_int
+from .._core._result import SolveResult, Status
+from .._operators._base import LinearOperator
 from ._base import SaddleFreeNewton
 
 __all__ = ["ExactSFN"]

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from .._front_end import _ABS_INV_METHODS, abs_inv
-from .._linear_operator import LinearOperator
-from .._validation import check_maxiter, check_tolerances
+from .._core._checks import check_maxiter, check_tolerances
+from .._front_end._functions import _ABS_INV_METHODS, abs_inv
+from .._operators._base import LinearOperator
 from ._base import SaddleFreeNewton
 
 __all__ = ["KrylovSFN"]

@@ -6,10 +6,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .._linear_operator import LinearOperator
-from .._result import SolveResult
-from .._rhs_scaling import scales_right_hand_side
-from .._validation import prepare_system, require_not_nonsymmetric
+from .._core._result import SolveResult
+from .._operators._base import LinearOperator
+from .._solve._rhs_scaling import scales_right_hand_side
+from .._solve._validation import prepare_system, require_not_nonsymmetric
 from ._arguments import check_damping, check_series_arguments
 from ._coefficients import CoefficientStream
 from ._engine import SeriesSetup, run_series, trivial_rhs

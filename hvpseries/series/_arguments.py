@@ -6,7 +6,7 @@ import math
 import numbers
 from typing import Any
 
-from .._validation import check_maxiter, check_nonnegative, check_positive_int, check_tolerances
+from .._core._checks import check_maxiter, check_nonnegative, check_positive_int, check_tolerances
 from ._engine import check_acceleration
 
 __all__ = ["check_damping", "check_series_arguments"]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_nonnegative, check_positive_int
+from .._core._checks import check_nonnegative, check_positive_int
 
 __all__ = ["KINDS", "CoefficientStream", "coefficients", "generating_function"]
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .._array_api import add_scaled, epsilon, host_values
-from .._result import SolveResult, Status
-from .._vector_space import VectorSpace
+from .._core._array_api import add_scaled, epsilon, host_values
+from .._core._result import SolveResult, Status
+from .._core._vector_space import VectorSpace
 from ..acceleration._levin import levin_window
 from ..acceleration._sequence import finish
 from ..acceleration._wynn import epsilon_table
@@ -604,12 +604,12 @@ def _real(xp: ModuleType, values: Any) -> Any:
 
 
 def _namespace_of(x: Any) -> ModuleType:
-    from .._array_api import array_namespace
+    from .._core._array_api import array_namespace
 
     return array_namespace(x)
 
 
 def _device_of(x: Any) -> Any:
-    from .._array_api import device
+    from .._core._array_api import device
 
     return device(x)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._result import SolveResult
-from .._rhs_scaling import scales_right_hand_side
+from .._core._result import SolveResult
+from .._solve._rhs_scaling import scales_right_hand_side
 from ._linear import solve_linear_series
 
 __all__ = ["inv_sqrt", "sqrt"]

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .._linear_operator import LinearOperator
-from .._result import SolveResult, Status
-from .._validation import prepare_system, require_not_nonsymmetric
+from .._core._result import SolveResult, Status
+from .._operators._base import LinearOperator
+from .._solve._validation import prepare_system, require_not_nonsymmetric
 from ._arguments import check_damping, check_series_arguments
 from ._coefficients import CoefficientStream
 from ._engine import SeriesSetup, run_series, trivial_rhs

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from .._array_api import epsilon
-from .._linear_operator import LinearOperator
-from .._spectral import spectral_bounds
+from .._core._array_api import epsilon
+from .._operators._base import LinearOperator
+from ..krylov._spectrum import spectral_bounds
 
 __all__ = ["ScaleChoice", "choose_scale"]
 

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 import hvpseries as hs
 from hvpseries import krylov
-from hvpseries._cli import main
+from hvpseries._app._cli import main
 from tests.problems import random_orthogonal
 
 

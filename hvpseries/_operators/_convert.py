@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._array_api import is_array
-from ._function_operator import FunctionOperator
-from ._linear_operator import LinearOperator
-from ._matrix_operator import MatrixOperator, is_sparse_matrix
+from .._core._array_api import is_array
+from ._base import LinearOperator
+from ._explicit import MatrixOperator, is_sparse_matrix
+from ._function import FunctionOperator
 
 __all__ = ["aslinearoperator"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._array_api import array_namespace, check_floating_dtype, device, namespace_like
-from ._linear_operator import LinearOperator
+from .._core._array_api import array_namespace, check_floating_dtype, device, namespace_like
+from ._base import LinearOperator
 
 __all__ = ["DiagonalOperator", "IdentityOperator"]
 

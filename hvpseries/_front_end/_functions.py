@@ -15,20 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import epsilon, host_values, is_complex_dtype
-from ._linear_operator import LinearOperator
-from ._matrix_operator import MatrixOperator
-from ._result import SolveResult, Status
-from ._rhs_scaling import scales_right_hand_side
-from ._scalar_function import checked_scalar_function
-from ._validation import (
-    check_hooks,
-    check_maxiter,
-    check_nonnegative,
-    check_tolerances,
-    prepare_system,
-    require_not_nonsymmetric,
-)
+from .._core._array_api import epsilon, host_values, is_complex_dtype
+from .._core._checks import check_hooks, check_maxiter, check_nonnegative, check_tolerances
+from .._core._result import SolveResult, Status
+from .._core._scalar_function import checked_scalar_function
+from .._operators._base import LinearOperator
+from .._operators._explicit import MatrixOperator
+from .._solve._rhs_scaling import scales_right_hand_side
+from .._solve._validation import prepare_system, require_not_nonsymmetric
 
 __all__ = ["abs_inv", "funm", "inv_sqrt", "sign", "solve", "sqrt"]
 
@@ -213,7 +207,7 @@ def _dispatch_funm(
         hooks.finished(result, iterates=True)
         return _with_method(result, "dense", throw)
     if method == "lanczos":
-        from .krylov import funm_lanczos
+        from ..krylov import funm_lanczos
 
         result = funm_lanczos(
             operator,
@@ -226,8 +220,8 @@ def _dispatch_funm(
             progress=hooks.progress,
         )
         return _with_method(result, "lanczos", throw)
-    from . import _spectral
-    from .krylov import funm_chebyshev
+    from ..krylov import _spectrum as _spectral
+    from ..krylov import funm_chebyshev
 
     if chebyshev_interval is None:
         bounds = _spectral.spectral_bounds(operator)
@@ -419,7 +413,7 @@ def abs_inv(
     if variant not in _VARIANTS:
         message = f"variant must be 'damped' or 'quasi-damped', got {variant!r}"
         raise ValueError(message)
-    from .krylov._tridiagonal_functions import AbsInvFunction
+    from ..krylov._tridiagonal_functions import AbsInvFunction
 
     # f(t) = 1/(|t| + d) or (t^2 + d)^(-1/2), callable on NumPy arrays like a plain function;
     # with method="lanczos" its tridiagonal_apply makes the checkpoints O(m) instead of O(m^2).
@@ -427,7 +421,7 @@ def abs_inv(
 
     extra = {"damping": d, "variant": variant}
     if method == "series":
-        from .series import abs_inv as series_abs_inv
+        from ..series import abs_inv as series_abs_inv
 
         result = series_abs_inv(
             operator,
@@ -442,7 +436,7 @@ def abs_inv(
         hooks.finished(result, iterates=False)
         return _with_method(result, "series", throw, **extra)
     if method == "rational":
-        from .krylov import abs_inv_rational
+        from ..krylov import abs_inv_rational
 
         result = abs_inv_rational(
             operator,
@@ -505,7 +499,7 @@ def _root(
             return np.maximum(shifted, 0.0) ** power
 
     if method == "series":
-        from . import series
+        from .. import series
 
         solver = series.inv_sqrt if power < 0 else series.sqrt
         result = solver(
@@ -663,7 +657,7 @@ def sign(
     hooks = _Hooks(callback, progress)
     operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, "sign")
     _check_method(method, ("auto", "lanczos", "dense"))
-    from .krylov._tridiagonal_functions import SignFunction
+    from ..krylov._tridiagonal_functions import SignFunction
 
     return _dispatch_funm(
         operator,
@@ -733,7 +727,7 @@ def solve(
         result = _dense_funm(operator, b, reciprocal, rtol=rtol, atol=atol)
         hooks.finished(result, iterates=True)
         return _with_method(result, "dense", throw)
-    from .krylov import cg, minres
+    from ..krylov import cg, minres
 
     solver = cg if method == "cg" else minres
     result = solver(operator, b, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback)

@@ -9,16 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import epsilon
-from ._conversion import aslinearoperator
-from ._linear_operator import LinearOperator
-from ._rhs_scaling import accurate_norm
-from ._validation import (
-    check_positive_int,
-    check_tolerances,
-    prepare_system,
-    require_not_nonsymmetric,
-)
+from .._core._array_api import epsilon
+from .._core._checks import check_positive_int, check_tolerances
+from .._operators._base import LinearOperator
+from .._operators._convert import aslinearoperator
+from .._solve._rhs_scaling import accurate_norm
+from .._solve._validation import prepare_system, require_not_nonsymmetric
 
 __all__ = ["PowerIterationResult", "SpectralBounds", "power_iteration", "spectral_bounds"]
 
@@ -141,7 +137,7 @@ def spectral_bounds(A: Any, *, num_matvecs: int = 20, seed: int = 0) -> Spectral
     >>> bool(3.0 <= bounds.max_abs <= 4.5)
     True
     """
-    from .krylov._lanczos import lanczos
+    from ._lanczos import lanczos
 
     operator = aslinearoperator(A)
     if not operator.is_square:

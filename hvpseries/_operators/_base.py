@@ -8,7 +8,7 @@ import numbers
 from types import ModuleType
 from typing import Any
 
-from ._array_api import (
+from .._core._array_api import (
     array_namespace,
     backend_name,
     check_floating_dtype,
@@ -19,7 +19,7 @@ from ._array_api import (
     is_numpy,
     same_device,
 )
-from ._vector_space import VectorSpace
+from .._core._vector_space import VectorSpace
 
 __all__ = ["LinearOperator"]
 
@@ -351,7 +351,7 @@ class LinearOperator:
     # ------------------------------------------------------------------ algebra
     def __matmul__(self, other: Any) -> Any:
         if isinstance(other, LinearOperator):
-            from ._composite import ProductOperator
+            from ._algebra import ProductOperator
 
             return ProductOperator(self, other)
         if is_array(other):
@@ -377,7 +377,7 @@ class LinearOperator:
     def __add__(self, other: Any) -> LinearOperator:
         if not isinstance(other, LinearOperator):
             return NotImplemented
-        from ._composite import SumOperator
+        from ._algebra import SumOperator
 
         return SumOperator(self, other)
 
@@ -398,7 +398,7 @@ class LinearOperator:
             raise TypeError(message)
         if not _is_scalar(scalar):
             return NotImplemented
-        from ._composite import ScaledOperator
+        from ._algebra import ScaledOperator
 
         return ScaledOperator(self, scalar)
 
@@ -422,7 +422,7 @@ class LinearOperator:
                 "(hvpseries.solve, hvpseries.abs_inv)"
             )
             raise ValueError(message)
-        from ._composite import PowerOperator
+        from ._algebra import PowerOperator
 
         return PowerOperator(self, int(power))
 
@@ -443,7 +443,7 @@ class LinearOperator:
         if not cmath.isfinite(complex(shift)):
             message = f"shift must be finite, got {shift!r}"
             raise ValueError(message)
-        from ._composite import ShiftedOperator
+        from ._algebra import ShiftedOperator
 
         return ShiftedOperator(self, shift)
 
@@ -451,7 +451,7 @@ class LinearOperator:
         """Return the adjoint (conjugate transpose) ``A^H`` as an operator."""
         if self._symmetric:
             return self
-        from ._composite import AdjointOperator
+        from ._algebra import AdjointOperator
 
         return AdjointOperator(self)
 
@@ -459,7 +459,7 @@ class LinearOperator:
         """Return the transpose ``A^T`` as an operator."""
         if not is_complex_dtype(self._xp, self._dtype):
             return self.adjoint()
-        from ._composite import TransposeOperator
+        from ._algebra import TransposeOperator
 
         return TransposeOperator(self)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._linear_operator import LinearOperator
+from ._base import LinearOperator
 
 __all__ = ["CountingOperator"]
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import array_namespace, device, host_values, is_array
-from ._linear_operator import LinearOperator
-from ._result import Status
+from .._core._array_api import array_namespace, device, host_values, is_array
+from .._core._result import Status
+from .._core._vector_space import VectorSpace
+from .._operators._base import LinearOperator
 from ._symmetry_probe import probe_symmetry
-from ._vector_space import VectorSpace
 
 __all__ = ["scales_right_hand_side"]
 

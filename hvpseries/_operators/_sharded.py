@@ -10,9 +10,9 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
-from ._array_api import array_namespace, device, dtype_name
-from ._linear_operator import LinearOperator
-from ._vector_space import VectorSpace
+from .._core._array_api import array_namespace, device, dtype_name
+from .._core._vector_space import VectorSpace
+from ._base import LinearOperator
 
 __all__ = ["DistributedOperator"]
 

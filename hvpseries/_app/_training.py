@@ -574,13 +574,7 @@ def make_optimizer(
         if name == "sgd":
             keywords["momentum"] = SGD_MOMENTUM
     else:
-        cls = getattr(_sfn_module(name), SFN_OPTIMIZERS[name], None)
-        if cls is None:
-            message = (
-                f"--optimizer {name} needs hvpseries.optim.{SFN_OPTIMIZERS[name]}, which this "
-                "installation of hvpseries does not provide"
-            )
-            raise MissingDependencyError(message)
+        cls = _sfn_class(name)
         accepted = inspect.signature(cls).parameters
         if lr is not None:
             if "lr" not in accepted:
@@ -606,15 +600,17 @@ def make_optimizer(
         raise ValueError(message) from error
 
 
-def _sfn_module(name: str) -> Any:
-    try:
-        return importlib.import_module("hvpseries.optim")
+def _sfn_class(name: str) -> type:
+    try:  # torch is optional: hvpseries.optim is imported only when an SFN optimizer is asked for
+        from ..optim import ExactSFN, KrylovSFN, SeriesSFN
     except ImportError as error:
         message = (
             f"--optimizer {name} needs hvpseries.optim (the saddle-free Newton optimizers), "
             f"which failed to import: {error}"
         )
         raise MissingDependencyError(message) from error
+    classes = {"ExactSFN": ExactSFN, "KrylovSFN": KrylovSFN, "SeriesSFN": SeriesSFN}
+    return classes[SFN_OPTIMIZERS[name]]
 
 
 def _hyperparameters(optimizer: Any) -> dict[str, Any]:

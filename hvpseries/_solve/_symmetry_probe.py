@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import dtype_name, epsilon, host_values, is_complex_dtype
-from ._linear_operator import LinearOperator
+from .._core._array_api import dtype_name, epsilon, host_values, is_complex_dtype
+from .._operators._base import LinearOperator
 
 __all__ = ["probe_symmetry"]
 
@@ -33,7 +33,7 @@ def probe_symmetry(operator: Any, method: str) -> int:
     ValueError
         If the operator is clearly not symmetric, saying by how much and how to opt out.
     """
-    from ._matrix_operator import MatrixOperator
+    from .._operators._explicit import MatrixOperator
 
     if (
         not isinstance(operator, LinearOperator)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._array_api import dtype_name, namespace_like
-from ._linear_operator import LinearOperator
+from .._core._array_api import dtype_name, namespace_like
+from ._base import LinearOperator
 
 __all__ = ["FunctionOperator"]
 

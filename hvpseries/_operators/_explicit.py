@@ -7,7 +7,7 @@ from typing import Any
 
 import scipy.sparse
 
-from ._array_api import (
+from .._core._array_api import (
     array_namespace,
     check_floating_dtype,
     device,
@@ -15,7 +15,7 @@ from ._array_api import (
     is_complex_dtype,
     numpy_namespace,
 )
-from ._linear_operator import LinearOperator
+from ._base import LinearOperator
 
 __all__ = ["MatrixOperator", "is_sparse_matrix"]
 

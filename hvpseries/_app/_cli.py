@@ -63,7 +63,7 @@ def _devices(name: str, module: Any) -> list[str]:
 
 
 def _info(arguments: argparse.Namespace) -> int:
-    from . import __version__
+    from .. import __version__
 
     report = {"hvpseries": __version__, "python": sys.version.split()[0]}
     backends = _backend_report()
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hvpseries",
         description="Matrix-free f(|A|) b and saddle-free Newton from matrix-vector products.",
     )
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"hvpseries {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -102,10 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--json", action="store_true", help="print the report as JSON")
     info.set_defaults(handler=_info)
-    from ._cli_solve import add_solve_parser
+    from ._solve_command import add_solve_parser
 
     add_solve_parser(commands)
-    from ._cli_train import add_demo_parser, add_train_parser
+    from ._train_command import add_demo_parser, add_train_parser
 
     add_train_parser(commands)
     add_demo_parser(commands)

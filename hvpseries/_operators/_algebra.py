@@ -10,8 +10,8 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from ._array_api import backend_name, dtype_name, is_complex_dtype, real_dtype, same_device
-from ._linear_operator import LinearOperator
+from .._core._array_api import backend_name, dtype_name, is_complex_dtype, real_dtype, same_device
+from ._base import LinearOperator
 
 __all__ = [
     "AdjointOperator",

@@ -1,0 +1,4 @@
+"""Front-end tier: ``funm``, ``abs_inv``, ``solve`` and friends, which pick a method.
+
+Imports from the method tiers (``krylov``, ``series``, ``acceleration``) and below.
+"""
