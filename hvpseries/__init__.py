@@ -20,10 +20,13 @@ Subpackages
     :mod:`hvpseries.series` (the paper's square-root/inverse series, Neumann series),
     :mod:`hvpseries.acceleration` (Wynn epsilon, Levin, Aitken); with PyTorch installed,
     :mod:`hvpseries.nn` (Hessian and Gauss-Newton operators of models) and
-    :mod:`hvpseries.optim` (saddle-free Newton optimizers), imported on first use.
+    :mod:`hvpseries.optim` (saddle-free Newton optimizers), imported on first use
+    (``hvpseries.nn`` works without importing it by name; ``import hvpseries`` alone never
+    imports torch).
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
 
 from . import acceleration, krylov, series
 from ._core._result import ConvergenceError, SolveResult, Status
@@ -76,3 +79,24 @@ __all__ = [
     # metadata
     "__version__",
 ]
+
+# Subpackages that import torch: bound on first attribute access (PEP 562), so that
+# ``hvpseries.optim`` works like ``hvpseries.krylov`` without making torch a core dependency.
+_TORCH_SUBPACKAGES = ("nn", "optim")
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name == "nn":
+        import hvpseries.nn  # binds hvpseries.nn, so this hook is not called again
+
+        return hvpseries.nn
+    if name == "optim":
+        import hvpseries.optim
+
+        return hvpseries.optim
+    message = f"module 'hvpseries' has no attribute {name!r}"
+    raise AttributeError(message)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_TORCH_SUBPACKAGES})

@@ -23,6 +23,10 @@ from .._core._vector_space import VectorSpace
 
 __all__ = ["LinearOperator"]
 
+# The one import cycle in the package, as in SciPy's sparse.linalg: the operator methods
+# ``@``, ``+``, ``*``, ``**``, ``.H`` and ``.T`` build the composite operators of ``_algebra``,
+# which subclass ``LinearOperator``; ``_algebra`` is imported inside those methods.
+
 
 class LinearOperator:
     """A matrix known only through its action on vectors, on any array backend.
