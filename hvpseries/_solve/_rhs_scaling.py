@@ -86,9 +86,9 @@ def _decorate(solver: Callable[..., Any], *, columnwise: bool) -> Callable[..., 
         if is_array(result.x):
             xp = array_namespace(result.x)
             space = _space(arguments.get(operator_name), xp)
-            result = _with_relative_estimate(result, space)
+            result = with_relative_estimate(result, space)
             if scales is not None:
-                result = _unscaled(xp, b, result, scales, space)
+                result = unscaled(xp, b, result, scales, space)
         return result.raise_for_status() if throw else result
 
     return wrapper
@@ -99,7 +99,7 @@ def _scale_arguments(
 ) -> None:
     """Replace ``b``, ``x0``, ``atol`` and the hooks by those of the scaled solve."""
     xp = array_namespace(b)
-    factor = _as_factor(xp, b, scales)
+    factor = as_factor(xp, b, scales)
     arguments["b"] = b * factor
     if arguments.get("x0") is not None:
         arguments["x0"] = arguments["x0"] * factor
@@ -110,14 +110,16 @@ def _scale_arguments(
     inverse = 1.0 / scales
     callback = arguments.get("callback")
     if callback is not None and callable(callback):
-        unscale = _as_factor(xp, b, inverse)
+        unscale = as_factor(xp, b, inverse)
         arguments["callback"] = lambda x: callback(x * unscale)
     progress = arguments.get("progress")
     if progress is not None and callable(progress):
-        arguments["progress"] = lambda count, value: progress(count, _per_column(value, inverse))
+        arguments["progress"] = lambda count, value: progress(
+            count, unscale_per_column(value, inverse)
+        )
 
 
-def _with_relative_estimate(result: Any, space: VectorSpace) -> Any:
+def with_relative_estimate(result: Any, space: VectorSpace) -> Any:
     """Add ``error_estimate / ||x||`` (per column) where the solver has an estimate."""
     estimate, x = result.error_estimate, result.x
     if estimate is None or result.relative_error_estimate is not None or x.ndim not in (1, 2):
@@ -147,13 +149,14 @@ def _space(A: Any, xp: Any) -> VectorSpace:
     return A.vector_space if isinstance(A, LinearOperator) else VectorSpace(xp)
 
 
-def _log2_norms(space: VectorSpace, x: Any) -> np.ndarray:
+def log2_norms(space: VectorSpace, x: Any, norms: np.ndarray | None = None) -> np.ndarray:
     """``log2`` of the column norms of finite ``x``; an overflowing one is ``+inf``.
 
     (The complex inner product of huge entries overflows to ``nan + nan j``, not ``inf``.)
+    ``norms``: the host values of ``space.norm(x)`` where the caller has them already.
     """
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the cases sought
-        exponents = np.log2(host_values(space.norm(x)))
+        exponents = np.log2(host_values(space.norm(x)) if norms is None else norms)
     return np.where(np.isnan(exponents), np.inf, exponents)
 
 
@@ -180,36 +183,42 @@ def _rhs_scales(A: Any, b: Any, x0: Any) -> np.ndarray | None:
     except (TypeError, ValueError):
         return None
     space = _space(A, xp)
-    scales = _balancing_scales(space, b, finfo)
+    scales = balancing_scales(space, b, finfo)
     if scales is None:
         return None
     if x0 is not None:
         with np.errstate(over="ignore"):
-            moved = _log2_norms(space, x0 * _as_factor(xp, b, scales))
+            moved = log2_norms(space, x0 * as_factor(xp, b, scales))
         if np.any(moved > math.log2(float(finfo.max)) / 2 - 1):
             return None  # x0 does not fit the scaled problem: solve as given
     return scales
 
 
-def _balancing_scales(space: VectorSpace, x: Any, finfo: Any) -> np.ndarray | None:
+def balancing_scales(
+    space: VectorSpace, x: Any, finfo: Any, exponents: np.ndarray | None = None
+) -> np.ndarray | None:
     """Powers of two per column that bring the norms of finite ``x`` near 1.
 
     Only columns whose norms are outside the middle half of the exponent range get a scale
-    other than 1 (None if there are none, or if ``x`` has a non-finite entry).
+    other than 1 (None if there are none, or if ``x`` has a non-finite entry). ``exponents``:
+    :func:`log2_norms` of ``x`` where the caller has them already (``x`` is then known to be
+    finite).
     """
     xp = space.xp
     smallest, largest = math.log2(float(finfo.smallest_normal)), math.log2(float(finfo.max))
     low, high = smallest / 4, largest / 4  # the middle half of the exponent range
-    exponents = _log2_norms(space, x)
+    known_finite = exponents is not None
+    if exponents is None:
+        exponents = log2_norms(space, x)
     suspicious = ~((exponents >= low) & (exponents <= high))
-    if not np.any(suspicious) or not space.all_finite(x):
+    if not np.any(suspicious) or not (known_finite or space.all_finite(x)):
         return None
     scales = np.ones(exponents.shape)
     step = 2.0 ** (math.floor(largest / 2) - 2)  # two steps stay finite in the dtype
     for _ in range(_ROUNDS):
         scales[suspicious & (exponents < low)] *= step
         scales[suspicious & (exponents > high)] /= step
-        exponents = _log2_norms(space, x * _as_factor(xp, x, scales))
+        exponents = log2_norms(space, x * as_factor(xp, x, scales))
         suspicious &= ~((exponents >= low) & (exponents <= high))
         if not np.any(suspicious):
             break
@@ -235,7 +244,7 @@ def accurate_norm(space: VectorSpace, x: Any) -> float:
     low, high = _plain_norm_range(space.xp, x.dtype, space.global_length(x.shape[0]))
     if low <= value <= high:
         return value
-    scales = _balancing_scales(space, x, space.xp.finfo(x.dtype))
+    scales = balancing_scales(space, x, space.xp.finfo(x.dtype))
     if scales is None:
         return value
     with np.errstate(over="ignore", invalid="ignore"):
@@ -254,13 +263,13 @@ def _plain_norm_range(xp: Any, dtype: Any, length: int) -> tuple[float, float]:
     return math.sqrt(tiny * max(length, 1) / eps), math.sqrt(float(finfo.max) / 2)
 
 
-def _as_factor(xp: Any, b: Any, scales: np.ndarray) -> Any:
+def as_factor(xp: Any, b: Any, scales: np.ndarray) -> Any:
     if b.ndim == 1:
         return float(scales[0])
     return xp.asarray(scales, dtype=b.dtype, device=device(b))
 
 
-def _per_column(value: Any, inverse: np.ndarray) -> Any:
+def unscale_per_column(value: Any, inverse: np.ndarray) -> Any:
     """Unscale an absolute quantity of the scaled solve (per column, per shift)."""
     if value is None:
         return None
@@ -269,7 +278,7 @@ def _per_column(value: Any, inverse: np.ndarray) -> Any:
     return np.asarray(value, dtype=float) * inverse
 
 
-def _unscaled(xp: Any, b: Any, result: Any, scales: np.ndarray, space: VectorSpace) -> Any:
+def unscaled(xp: Any, b: Any, result: Any, scales: np.ndarray, space: VectorSpace) -> Any:
     """Return the result of the scaled solve for the caller's ``b``.
 
     Scaled back up, ``x`` can overflow (the answer is beyond the dtype's range): a converged
@@ -278,14 +287,14 @@ def _unscaled(xp: Any, b: Any, result: Any, scales: np.ndarray, space: VectorSpa
     inverse = 1.0 / scales
 
     def per_column(value: Any) -> Any:
-        return _per_column(value, inverse)
+        return unscale_per_column(value, inverse)
 
     info = dict(result.info)
     if "plain_error_estimate" in info:
         info["plain_error_estimate"] = per_column(info["plain_error_estimate"])
     info["rhs_scale"] = float(scales[0]) if b.ndim == 1 else scales.tolist()
     with np.errstate(over="ignore"):
-        x = result.x * _as_factor(xp, b, inverse)
+        x = result.x * as_factor(xp, b, inverse)
     status = result.status
     if status.usable and np.any(scales < 1.0) and not space.all_finite(x):
         status = Status.NONFINITE

@@ -13,7 +13,7 @@ from .._core._result import SolveResult, Status
 from .._core._scalar_function import checked_scalar_function
 from .._solve._rhs_scaling import scales_right_hand_side
 from .._solve._validation import prepare_system, require_not_nonsymmetric
-from ._cg import column_norms, to_host
+from ._blocks import column_norms, to_host
 
 __all__ = ["chebyshev_coefficients", "funm_chebyshev"]
 

@@ -11,14 +11,14 @@ import numpy as np
 
 from .._core._array_api import device, epsilon
 from .._core._result import SolveResult, Status
-from .._solve._rhs_scaling import scales_right_hand_side
-from ._cg import (
+from .._solve._problem import Problem, finish, pose
+from ._blocks import (
     ColumnBook,
     LinearSystem,
     column_dots,
     column_norms,
+    linear_system,
     make_result,
-    prepare_linear_system,
     take_columns,
     to_host,
 )
@@ -29,7 +29,6 @@ __all__ = ["minres"]
 _LSQ_RECHECK = 3
 
 
-@scales_right_hand_side()
 def minres(
     A: Any,
     b: Any,
@@ -117,13 +116,20 @@ def minres(
     if not math.isfinite(shift):
         message = f"shift must be finite, got {shift!r}"
         raise ValueError(message)
-    system = prepare_linear_system(
-        A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter, M=M, callback=callback, method="minres"
-    )
-    return _minres(system, float(shift), callback=callback, throw=throw)
+    problem = pose(A, b, method="minres", rtol=rtol, atol=atol, x0=x0, callback=callback)
+    raw = run_minres(problem, shift=float(shift), maxiter=maxiter, M=M)
+    return finish(problem, raw, throw=throw)
 
 
-def _minres(system: LinearSystem, shift: float, *, callback: Any, throw: bool) -> SolveResult:
+def run_minres(
+    problem: Problem, *, shift: float = 0.0, maxiter: Any = None, M: Any = None
+) -> SolveResult:
+    """Run MINRES on a posed problem (see :func:`minres`); the result is the raw one."""
+    system = linear_system(problem, maxiter=maxiter, M=M, method="minres")
+    return _minres(system, shift, callback=problem.callback)
+
+
+def _minres(system: LinearSystem, shift: float, *, callback: Any) -> SolveResult:
     xp = system.xp
     operator = system.operator
     space = operator.vector_space
@@ -151,7 +157,8 @@ def _minres(system: LinearSystem, shift: float, *, callback: Any, throw: bool) -
     tol = system.tol.copy()
     Y = precondition(R1)
     beta_squared = column_dots(space, R1, Y)
-    r_norms = to_host(xp, column_norms(space, R1))
+    # without x0 the residual is b, whose norms the problem has
+    r_norms = system.rhs_norms if system.x0 is None else to_host(xp, column_norms(space, R1))
     host_beta_squared = to_host(xp, beta_squared)
 
     # columns that stop before any iteration
@@ -173,7 +180,7 @@ def _minres(system: LinearSystem, shift: float, *, callback: Any, throw: bool) -
     if initial:
         keep = book.finish(xp, X, initial, initial_status, [float(r_norms[j]) for j in initial])
         if not book.active:
-            return make_result(system, book, X, n_matvec=n_matvec, n_iter=0, info={}, throw=throw)
+            return make_result(system, book, X, n_matvec=n_matvec, n_iter=0, info={})
         X, R1, Y, B, beta_squared = (
             take_columns(xp, M_, keep) for M_ in (X, R1, Y, B, beta_squared)
         )
@@ -338,4 +345,4 @@ def _minres(system: LinearSystem, shift: float, *, callback: Any, throw: bool) -
         )
         X = X[:, :0]
     info = {"n_residual_checks": n_checks}
-    return make_result(system, book, X, n_matvec=n_matvec, n_iter=n_iter, info=info, throw=throw)
+    return make_result(system, book, X, n_matvec=n_matvec, n_iter=n_iter, info=info)

@@ -17,7 +17,7 @@ from .._core._result import SolveResult, Status
 from .._core._vector_space import VectorSpace
 from .._solve._rhs_scaling import scales_right_hand_side
 from .._solve._validation import prepare_system, require_not_nonsymmetric
-from ._cg import aggregate_status, column_dots, column_norms, take_columns, to_host
+from ._blocks import aggregate_status, column_dots, column_norms, take_columns, to_host
 
 __all__ = ["cg_multishift"]
 

@@ -16,7 +16,7 @@ from .._core._checks import check_maxiter, check_real_pair, check_tolerances
 from .._core._result import SolveResult, Status
 from .._solve._rhs_scaling import scales_right_hand_side
 from .._solve._validation import prepare_system, require_not_nonsymmetric
-from ._cg import aggregate_status, column_norms, to_host
+from ._blocks import aggregate_status, column_norms, to_host
 from ._multishift import multishift_solve
 
 __all__ = ["abs_inv_rational", "quadrature_nodes"]

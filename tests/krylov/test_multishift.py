@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 import hvpseries as hs
 from hvpseries import krylov
-from hvpseries.krylov._cg import cg
+from hvpseries.krylov import cg
 from tests.problems import PROBLEMS
 
 SHIFTS = [0.0, 1e-3, 0.1, 1.0, 30.0]
