@@ -11,12 +11,11 @@ import numpy as np
 import scipy.linalg
 
 from .._core._array_api import device, epsilon
-from .._core._checks import check_hooks, check_maxiter, check_tolerances
+from .._core._checks import check_maxiter
 from .._core._result import SolveResult, Status
 from .._core._scalar_function import checked_scalar_function
 from .._operators._base import LinearOperator
-from .._solve._rhs_scaling import scales_right_hand_side
-from .._solve._validation import prepare_system, require_not_nonsymmetric
+from .._solve._problem import Problem, finish, nonfinite_result, pose
 from ._lanczos import LanczosProcess, _tridiagonal_eigh, check_real, check_reorthogonalize
 from ._unresolved_spectrum import unresolved_error_bound
 
@@ -56,7 +55,6 @@ _FINAL_ACCURACY = 1e-14
 _CERTIFICATE_MIN_STEPS = 32
 
 
-@scales_right_hand_side(columnwise=True)
 def funm_lanczos(
     A: Any,
     b: Any,
@@ -196,12 +194,93 @@ def funm_lanczos(
     >>> bool(np.linalg.norm(result.x - exact) <= 1e-7 * np.linalg.norm(exact))
     True
     """
-    operator, b = prepare_system(A, b)
-    require_not_nonsymmetric(operator, "funm_lanczos")
+    problem = pose(
+        A,
+        b,
+        method="funm_lanczos",
+        rtol=rtol,
+        atol=atol,
+        callback=callback,
+        progress=progress,
+        rescale=getattr(b, "ndim", 1) == 1,  # a block: each column is posed and scaled alone
+    )
+    raw = run_funm_lanczos(
+        problem, f, maxiter=maxiter, reorthogonalize=reorthogonalize, memory=memory
+    )
+    return finish(problem, raw, throw=throw)
+
+
+def run_funm_lanczos(
+    problem: Problem,
+    f: Callable[[np.ndarray], np.ndarray],
+    *,
+    maxiter: int | None = None,
+    reorthogonalize: str | None = None,
+    memory: str = "store",
+) -> SolveResult:
+    """Run :func:`funm_lanczos` on a posed problem; the result is the raw one, to finish.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a complex operator, a non-callable ``f``, or bad ``maxiter``, ``memory`` or
+        ``reorthogonalize`` values (see :func:`funm_lanczos`).
+    """
+    operator = problem.operator
     check_real(operator, "funm_lanczos")
     f = checked_scalar_function(f)
-    check_tolerances(rtol, atol)
     check_maxiter(maxiter)
+    reorthogonalize = _checked_memory_options(problem, memory, reorthogonalize)
+    n = operator.global_shape[0]
+    if maxiter is None:
+        maxiter = max(10 * n, 20) if reorthogonalize == "none" else max(2 * n, 20)
+    xp = operator.xp
+    info = {"method": "lanczos", "reorthogonalize": reorthogonalize, "memory": memory}
+    if not problem.finite:
+        return nonfinite_result(problem, info)
+    if not problem.vector:
+        # Column by column, each posed (and scaled) alone: each column of a badly scaled block
+        # gets its own scale, and the hooks that column's (unscaled) values.
+        options = {"maxiter": maxiter, "reorthogonalize": reorthogonalize, "memory": memory}
+        results: list[SolveResult] = []
+        for j in range(problem.b.shape[1]):
+            hooks = _block_hooks(xp, problem.b, results, problem.callback, problem.progress)
+            column = pose(
+                operator,
+                problem.b[:, j],
+                method=problem.method,
+                rtol=problem.rtol,
+                atol=problem.atol,
+                **hooks,
+            )
+            results.append(finish(column, run_funm_lanczos(column, f, **options)))
+        return _combined(xp, results, info)
+    solver = _FunmLanczos(
+        operator,
+        f,
+        problem.rtol,
+        problem.atol,
+        maxiter,
+        reorthogonalize,
+        memory,
+        problem.callback,
+        problem.progress,
+    )
+    outcome = solver.solve(problem.b, float(problem.b_norms[0]))
+    info["n_checkpoints"] = outcome.n_checkpoints
+    info["n_reorthogonalizations"] = outcome.n_reorthogonalizations
+    return SolveResult(
+        x=outcome.x,
+        status=outcome.status,
+        n_matvec=outcome.n_matvec,
+        n_iter=outcome.n_steps,
+        error_estimate=outcome.estimate,
+        info=info,
+    )
+
+
+def _checked_memory_options(problem: Problem, memory: Any, reorthogonalize: Any) -> str:
+    """Check ``memory`` and ``reorthogonalize`` together; return the reorthogonalisation."""
     if memory not in MEMORY_CHOICES:
         message = f"memory must be 'store' or 'two-pass', got {memory!r}"
         raise ValueError(message)
@@ -209,7 +288,7 @@ def funm_lanczos(
         if memory == "two-pass":
             reorthogonalize = "none"
         else:
-            small = operator.global_shape[0] <= _FULL_REORTHOGONALIZATION_MAX_N
+            small = problem.operator.global_shape[0] <= _FULL_REORTHOGONALIZATION_MAX_N
             reorthogonalize = "full" if small else "partial"
     check_reorthogonalize(reorthogonalize)
     if memory == "two-pass" and reorthogonalize != "none":
@@ -218,54 +297,13 @@ def funm_lanczos(
             f"reorthogonalize='none' (got {reorthogonalize!r}) or memory='store'"
         )
         raise ValueError(message)
-    check_hooks(callback=callback, progress=progress)
-    if callback is not None and memory == "two-pass":
+    if problem.callback is not None and memory == "two-pass":
         message = (
             "callback(xk) needs the stored basis to form the iterates; with memory='two-pass' "
             "pass progress=(n_matvec, error_estimate) instead, or use memory='store'"
         )
         raise ValueError(message)
-    n = operator.global_shape[0]
-    if maxiter is None:
-        maxiter = max(10 * n, 20) if reorthogonalize == "none" else max(2 * n, 20)
-    solver = _FunmLanczos(
-        operator, f, rtol, atol, maxiter, reorthogonalize, memory, callback, progress
-    )
-    xp = operator.xp
-    info = {"method": "lanczos", "reorthogonalize": reorthogonalize, "memory": memory}
-    if not operator.vector_space.all_finite(b):
-        result = SolveResult(
-            x=xp.zeros_like(b), status=Status.NONFINITE, n_matvec=0, n_iter=0, info=info
-        )
-        return result.raise_for_status() if throw else result
-    if b.ndim == 2:
-        # Column by column through this (decorated) function: each column of a badly scaled
-        # block gets its own scale, and the hooks that column's (unscaled) values.
-        options = {
-            "rtol": rtol,
-            "atol": atol,
-            "maxiter": maxiter,
-            "reorthogonalize": reorthogonalize,
-            "memory": memory,
-        }
-        results: list[SolveResult] = []
-        for j in range(b.shape[1]):
-            hooks = _block_hooks(xp, b, results, callback, progress)
-            results.append(funm_lanczos(operator, b[:, j], f, **options, **hooks))
-        result = _combined(xp, results, info)
-    else:
-        outcome = solver.solve(b)
-        info["n_checkpoints"] = outcome.n_checkpoints
-        info["n_reorthogonalizations"] = outcome.n_reorthogonalizations
-        result = SolveResult(
-            x=outcome.x,
-            status=outcome.status,
-            n_matvec=outcome.n_matvec,
-            n_iter=outcome.n_steps,
-            error_estimate=outcome.estimate,
-            info=info,
-        )
-    return result.raise_for_status() if throw else result
+    return reorthogonalize
 
 
 def _block_hooks(
@@ -365,9 +403,9 @@ class _FunmLanczos:
         self.kinks = _declared_kinks(f)
         self.spectrum_lower = 0.0 if operator.psd else -math.inf
 
-    def solve(self, b: Any) -> _ColumnOutcome:
+    def solve(self, b: Any, norm_b: float) -> _ColumnOutcome:
+        """Run one column ``b`` of norm ``norm_b`` to its stopping test."""
         xp = self.operator.xp
-        norm_b = float(self.operator.vector_space.norm(b))
         if norm_b == 0.0:
             return _ColumnOutcome(
                 x=xp.zeros_like(b),
