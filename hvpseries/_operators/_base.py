@@ -111,6 +111,7 @@ class LinearOperator:
             )
             raise TypeError(message)
         self._vector_space = vector_space
+        self._ready_type: type | None = None  # set by the first full check of an input
 
     # ------------------------------------------------------------------ description
     @property
@@ -210,6 +211,8 @@ class LinearOperator:
         ValueError
             If ``x`` has the wrong shape or lives on another device.
         """
+        if self._is_ready(x, 1):
+            return self._matvec(x)
         x = self._checked_input(x, self._shape[1], "matvec")
         if x.ndim == 2:
             return self._matmat(x)
@@ -217,8 +220,27 @@ class LinearOperator:
 
     def matmat(self, X: Any) -> Any:
         """Return ``A @ X`` for a block ``X`` of shape ``(n, k)``: all columns in one call."""
+        if self._is_ready(X, 2):
+            return self._matmat(X)
         X = self._checked_input(X, self._shape[1], "matmat", block=True)
         return self._matmat(X)
+
+    def _is_ready(self, x: Any, ndim: int) -> bool:
+        """Whether ``x`` needs no check or conversion: the fast path of repeated products.
+
+        Checked once, trusted after: true only for an array of the exact type that a full
+        check of this operator accepted before, with the operator's dtype, input length and
+        device. The solvers' vectors are such arrays (``b`` was checked when the problem was
+        posed), so each of their products costs a few attribute reads instead of the full
+        check; anything else takes the full check, which raises on bad input.
+        """
+        return (
+            type(x) is self._ready_type
+            and x.ndim == ndim
+            and x.shape[0] == self._shape[1]
+            and x.dtype == self._dtype
+            and getattr(x, "device", None) == self._device
+        )
 
     def rmatvec(self, x: Any) -> Any:
         """Return the adjoint applied to ``x``: ``A^H @ x`` for ``x`` of shape ``(m,)``."""
@@ -337,7 +359,8 @@ class LinearOperator:
             )
             raise ValueError(message)
         if x.dtype != self._dtype:
-            x = self._converted_dtype(x, method)
+            return self._converted_dtype(x, method)
+        self._ready_type = type(x)
         return x
 
     def _converted_dtype(self, x: Any, method: str) -> Any:

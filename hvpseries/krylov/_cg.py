@@ -126,7 +126,7 @@ def _cg(system: LinearSystem, *, callback: Any) -> SolveResult:
     xp = system.xp
     operator = system.operator
     space = operator.vector_space
-    precondition = system.preconditioner._matmat if system.preconditioner is not None else None
+    precondition = system.preconditioner.matmat if system.preconditioner is not None else None
     k = system.rhs.shape[1]
     book = ColumnBook(k)
     n_matvec = 0
@@ -137,7 +137,7 @@ def _cg(system: LinearSystem, *, callback: Any) -> SolveResult:
         R = B
     else:
         X = system.x0
-        R = B - operator._matmat(X)
+        R = B - operator.matmat(X)
         n_matvec += k
     tol = system.tol.copy()
     # without x0 the residual is b, whose norms the problem has
@@ -170,7 +170,7 @@ def _cg(system: LinearSystem, *, callback: Any) -> SolveResult:
     tol_device = None  # tol on the device, rebuilt whenever the active block shrinks
     for iteration in range(1, system.maxiter + 1):
         n_iter = iteration
-        Q = operator._matmat(P)
+        Q = operator.matmat(P)
         n_matvec += len(book.active)
         curvature = column_dots(space, P, Q)
         positive = curvature > 0
@@ -309,5 +309,5 @@ def _true_residual(
     xp: Any, operator: LinearOperator, B: Any, X: Any, positions: list[int]
 ) -> tuple[Any, np.ndarray]:
     """``B - A X`` on the given columns, and its column norms on the host."""
-    residual = take_columns(xp, B, positions) - operator._matmat(take_columns(xp, X, positions))
+    residual = take_columns(xp, B, positions) - operator.matmat(take_columns(xp, X, positions))
     return residual, to_host(xp, column_norms(operator.vector_space, residual))

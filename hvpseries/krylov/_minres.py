@@ -140,11 +140,11 @@ def _minres(system: LinearSystem, shift: float, *, callback: Any) -> SolveResult
     eps = epsilon(xp, operator.dtype)
 
     def apply(V: Any) -> Any:
-        out = operator._matmat(V)
+        out = operator.matmat(V)
         return out - shift * V if shift != 0.0 else out
 
     def precondition(V: Any) -> Any:
-        return preconditioner._matmat(V) if preconditioner is not None else V
+        return preconditioner.matmat(V) if preconditioner is not None else V
 
     B = system.rhs
     if system.x0 is None:

@@ -275,7 +275,7 @@ def power_iteration(
     theta, residual, converged = 0.0, math.inf, False
     n_matvec = 0
     for _ in range(maxiter):
-        w = operator._matvec(v)
+        w = operator.matvec(v)
         n_matvec += 1
         theta = float(space.inner(v, w))
         # accurate also for an operator of tiny or huge norm (the squares under/overflow)

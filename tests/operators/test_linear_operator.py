@@ -217,3 +217,20 @@ def test_subclass_must_implement_an_application() -> None:
 def test_repr_describes_the_operator() -> None:
     text = repr(hs.IdentityOperator(3) @ hs.IdentityOperator(3))
     assert "3x3 ProductOperator" in text and "float64" in text and "numpy" in text
+
+
+def test_checked_once_fast_path_still_refuses_bad_input():
+    """After a full check, ready inputs skip it; anything else is still checked and refused."""
+    A = hs.aslinearoperator(np.diag([1.0, 2.0, 3.0]))
+    assert not A._is_ready(np.ones(3), 1)  # nothing was checked yet
+    np.testing.assert_array_equal(A.matvec(np.ones(3)), [1.0, 2.0, 3.0])
+    assert A._is_ready(np.ones(3), 1) and A._is_ready(np.ones((3, 2)), 2)
+    assert not A._is_ready(np.ones(4), 1)
+    assert not A._is_ready(np.ones(3, dtype=np.float32), 1)
+    with pytest.raises(ValueError, match="expects shape"):
+        A.matvec(np.ones(4))
+    with pytest.raises(ValueError, match="expects shape"):
+        A.matmat(np.ones((4, 2)))
+    with pytest.raises(TypeError):
+        A.matvec([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(A.matvec(np.ones(3, dtype=np.float32)), [1.0, 2.0, 3.0])
