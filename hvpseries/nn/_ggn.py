@@ -7,9 +7,10 @@ from typing import Any
 
 import torch
 
-from ._base import CurvatureOperator, LossFunction
+from ._base import CurvatureOperator
 from ._data import Chunk
 from ._data import weighted as _weighted
+from ._loss import LossFunction
 from ._state import cuts_second_derivatives
 
 __all__ = ["GGNOperator"]
@@ -184,4 +185,4 @@ class GGNOperator(CurvatureOperator):
         return list(products)
 
     def _cache_roots(self) -> list[Any]:
-        return [(state[0], state[1], state[3]) for state in self._states or []]
+        return [(state[0], state[1], state[3]) for state in self._cache.states or []]

@@ -5,15 +5,20 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch.func import functional_call, grad, jvp, linearize, vmap
 
-from ._base import CurvatureOperator, LossFunction, ModeFallbackWarning, _flatten, _unflatten
+from ._base import CurvatureOperator
+from ._cache import Replay
 from ._data import Chunk
 from ._data import weighted as _weighted
+from ._errors import ModeFallbackWarning
+from ._loss import LossFunction
+from ._params import flatten, unflatten
+from ._products import new_block_timings
 from ._state import StableLossMode, cuts_second_derivatives
 
 __all__ = ["MODES", "HessianOperator"]
@@ -260,28 +265,31 @@ class HessianOperator(CurvatureOperator):
         return self._mode in ("double-backward", "linearize")
 
     def _after_build(self) -> None:
-        if self._mode == "double-backward" and self._states:
-            loss = sum(state[2] for state in self._states)
+        cache = self._cache
+        states = cache.states
+        if self._mode == "double-backward" and states:
+            loss = sum(state[2] for state in states)
             gradient = torch.cat(
                 [
                     sum(parts).reshape(-1)
-                    for parts in zip(*(state[3] for state in self._states), strict=True)
+                    for parts in zip(*(state[3] for state in states), strict=True)
                 ]
             )
-            self._local_gradient_cache = (self._state(pin=True), loss, gradient)
-            if len(self._states) == 1 and len(self._states[0][1]) == len(self._params):
-                self._replay = _double_backward_replay(self._states[0][0], list(self._params))
+            cache.local_gradient = (self._state(pin=True), loss, gradient)
+            if len(states) == 1 and len(states[0][1]) == len(self._params):
+                cache.replay = _double_backward_replay(states[0][0], list(self._params))
         if self._mode == "finite-difference":
             norms = torch.stack([torch.linalg.vector_norm(p.detach()) for p in self._params])
             self._param_norm = float(torch.linalg.vector_norm(norms))
 
     def _cache_roots(self) -> list[Any]:
-        if self._states is None:
+        states = self._cache.states
+        if states is None:
             return []
         if self._mode == "double-backward":
-            return [state[0] for state in self._states]
+            return [state[0] for state in states]
         if self._mode == "linearize" and self._cached:
-            return [state[0] for state in self._states]
+            return [state[0] for state in states]
         return []
 
     # ------------------------------------------------------------------ double backward
@@ -353,6 +361,7 @@ class HessianOperator(CurvatureOperator):
         primals = self._primals()
 
         def product(tangents: tuple[torch.Tensor, ...]) -> Any:
+            """Return the Hessian applied to ``tangents``: the JVP of the gradient."""
             return jvp(gradient_function, (primals,), (tangents,))[1]
 
         # no_grad: parameters left out of ``params`` are constants, not graph inputs.
@@ -404,7 +413,7 @@ class HessianOperator(CurvatureOperator):
         self.release()
         self._mode = fallback
         self._tried.add(fallback)
-        self._block_timings = {"batched": [], "loop": []}
+        self._block_timings = new_block_timings()
         summary = str(error).strip().splitlines()[0] if str(error).strip() else ""
         message = (
             f"HessianOperator mode={failed!r} failed on this model ({type(error).__name__}: "
@@ -413,9 +422,7 @@ class HessianOperator(CurvatureOperator):
         warnings.warn(message, ModeFallbackWarning, stacklevel=_stacklevel_outside_package())
 
 
-def _double_backward_replay(
-    grads: list[torch.Tensor], params: list[torch.Tensor]
-) -> Callable[[torch.Tensor, bool], torch.Tensor | None]:
+def _double_backward_replay(grads: list[torch.Tensor], params: list[torch.Tensor]) -> Replay:
     """``x -> H x`` on flat vectors through a retained gradient graph, in one autograd call.
 
     The repeated product of the solvers, for one chunk of data whose gradient depends on
@@ -429,6 +436,7 @@ def _double_backward_replay(
     shapes = [tuple(p.shape) for p in params]
 
     def replay(x: torch.Tensor, batched: bool) -> torch.Tensor | None:
+        """Return ``H x`` (``batched``: the products of the rows of ``x``), or ``None``."""
         if batched:
             k = x.shape[0]
             vectors = [
@@ -436,7 +444,7 @@ def _double_backward_replay(
                 for part, shape in zip(x.split_with_sizes(numels, dim=1), shapes, strict=True)
             ]
         else:
-            vectors = _unflatten(x, params)
+            vectors = unflatten(x, params)
         products = torch.autograd.grad(
             grads,
             params,
@@ -449,7 +457,7 @@ def _double_backward_replay(
             return None
         if batched:
             return torch.cat([product.reshape(k, -1) for product in products], dim=1)
-        return _flatten(products)
+        return flatten(products)
 
     return replay
 

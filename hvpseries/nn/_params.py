@@ -1,4 +1,9 @@
-"""Parameters as flat vectors: selection of trainable tensors, flattening and unflattening."""
+"""Parameters as flat vectors: selection of trainable tensors, flattening and unflattening.
+
+:func:`flatten` and :func:`unflatten` are the one implementation of both directions in
+:mod:`hvpseries.nn` and :mod:`hvpseries.optim`, unchecked for the products' fast path;
+:func:`flatten_params` and :func:`unflatten_params` are the public, checked forms.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,71 @@ from typing import Any
 
 import torch
 
-__all__ = ["flatten_params", "select_parameters", "unflatten_params"]
+__all__ = ["flatten", "flatten_params", "select_parameters", "unflatten", "unflatten_params"]
+
+
+def _views(vector: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:
+    """Split a flat vector into views of the given shapes (one split, then one view each)."""
+    numels = [_numel(shape) for shape in shapes]
+    return [part.view(shape) for part, shape in zip(vector.split(numels), shapes, strict=True)]
+
+
+def _concatenate(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def _views_like(vector: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    return _views(vector, [tuple(t.shape) for t in like])
+
+
+# One C++ call each instead of a Python loop over the tensors (the helpers torch's distributed
+# data parallel uses); the Python versions are the fallback for a torch without them. On small
+# models this is a measurable part of a product.
+_flatten_dense = getattr(torch._C._nn, "flatten_dense_tensors", _concatenate)
+_unflatten_dense = getattr(torch._C._nn, "unflatten_dense_tensors", _views_like)
+
+
+def flatten(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Concatenate tensors of one dtype and device into one flat vector, without checks.
+
+    Parameters
+    ----------
+    tensors : sequence of Tensor
+        The tensors, in order.
+
+    Returns
+    -------
+    Tensor
+        A 1-D tensor, in the autograd graph of ``tensors``. With a single contiguous tensor it
+        may be a view of that tensor (copy it before writing to it).
+
+    See Also
+    --------
+    flatten_params : The checked, detached, always-copying public form.
+    """
+    return _flatten_dense(tensors)
+
+
+def unflatten(vector: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Split a flat vector into views shaped like the tensors ``like``, without checks.
+
+    Parameters
+    ----------
+    vector : Tensor
+        A 1-D tensor of length ``sum(t.numel() for t in like)``.
+    like : sequence of Tensor
+        Tensors whose shapes the pieces take.
+
+    Returns
+    -------
+    list of Tensor
+        Views of ``vector`` (a piece with no elements may be a new empty tensor).
+
+    See Also
+    --------
+    unflatten_params : The checked public form, which also takes shapes and mappings.
+    """
+    return _unflatten_dense(vector, like)
 
 
 def flatten_params(tensors: Mapping[str, torch.Tensor] | Iterable[torch.Tensor]) -> torch.Tensor:
@@ -44,7 +113,9 @@ def flatten_params(tensors: Mapping[str, torch.Tensor] | Iterable[torch.Tensor])
     """
     items = list(tensors.values() if isinstance(tensors, Mapping) else tensors)
     _check_tensors(items, "flatten_params")
-    return torch.cat([t.detach().reshape(-1) for t in items])
+    flat = flatten([t.detach() for t in items])
+    # flatten may return a view of a lone tensor; this function promises a new one.
+    return flat.clone() if len(items) == 1 else flat
 
 
 def unflatten_params(
@@ -88,14 +159,14 @@ def unflatten_params(
     keys = list(like) if isinstance(like, Mapping) else None
     targets = list(like.values()) if isinstance(like, Mapping) else list(like)
     shapes = [tuple(t.shape) if isinstance(t, torch.Tensor) else tuple(t) for t in targets]
-    numels = [_numel(shape) for shape in shapes]
-    if vector.ndim != 1 or vector.shape[0] != sum(numels):
+    size = sum(_numel(shape) for shape in shapes)
+    if vector.ndim != 1 or vector.shape[0] != size:
         message = (
-            f"unflatten_params needs a 1-D vector of length {sum(numels)} (the total size of "
+            f"unflatten_params needs a 1-D vector of length {size} (the total size of "
             f"the {len(shapes)} target shapes), got shape {tuple(vector.shape)}"
         )
         raise ValueError(message)
-    parts = [part.view(shape) for part, shape in zip(vector.split(numels), shapes, strict=True)]
+    parts = _views(vector, shapes)
     if keys is None:
         return parts
     return dict(zip(keys, parts, strict=True))

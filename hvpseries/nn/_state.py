@@ -106,6 +106,7 @@ def graph_nbytes(roots: Iterable[Any], exclude: set[int]) -> int:
     seen_nodes: set[int] = set()
 
     def add_tensor(tensor: torch.Tensor) -> None:
+        """Count a tensor's storage and walk its autograd graph."""
         storage = tensor.untyped_storage()
         pointer = storage.data_ptr()
         if pointer and pointer not in exclude:
@@ -114,6 +115,7 @@ def graph_nbytes(roots: Iterable[Any], exclude: set[int]) -> int:
             add_node(tensor.grad_fn)
 
     def add_value(value: Any) -> None:
+        """Count a tensor, or the tensors of a (nested) tuple or list."""
         if isinstance(value, torch.Tensor):
             add_tensor(value)
         elif isinstance(value, (tuple, list)):
@@ -121,6 +123,7 @@ def graph_nbytes(roots: Iterable[Any], exclude: set[int]) -> int:
                 add_value(item)
 
     def add_node(node: Any) -> None:
+        """Count the saved tensors of an autograd node and of every node below it."""
         stack = [node]
         while stack:
             current = stack.pop()
@@ -144,12 +147,14 @@ def graph_nbytes(roots: Iterable[Any], exclude: set[int]) -> int:
             stack.extend(next_node for next_node, _ in getattr(current, "next_functions", ()))
 
     def add_module(module: torch.nn.Module) -> None:
+        """Count the tensors a module holds (its state and its attributes)."""
         for tensor in module.state_dict(keep_vars=True).values():
             add_value(tensor)
         for value in vars(module).values():
             add_value(value)
 
     def add_callable(function: Callable[..., Any]) -> None:
+        """Count the tensors and modules in a function's closure."""
         for cell in getattr(function, "__closure__", None) or ():
             with contextlib.suppress(ValueError):  # an empty cell
                 content = cell.cell_contents

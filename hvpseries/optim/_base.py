@@ -21,7 +21,8 @@ import torch
 from .._core._result import Status
 from .._operators._base import LinearOperator
 from .._operators._counting import CountingOperator
-from ._closure_hessian import evaluate_closure, flatten, hessian_of_closure, unflatten_into
+from ..nn._params import flatten, unflatten
+from ._closure_hessian import evaluate_closure, hessian_of_closure
 
 __all__ = ["LocalClosureWarning", "SaddleFreeNewton"]
 
@@ -508,6 +509,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         optimizer = cls(model.parameters(), **options)
 
         def factory(data: Any, params: list[torch.Tensor]) -> HessianOperator:
+            """Build the operator of ``data`` over the parameters trained now."""
             return HessianOperator(
                 model,
                 loss_fn,
@@ -553,7 +555,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
 
     @staticmethod
     def _move(params: list[torch.Tensor], update: torch.Tensor, sign: float) -> None:
-        for p, piece in zip(params, unflatten_into(update, params), strict=True):
+        for p, piece in zip(params, unflatten(update, params), strict=True):
             p.add_(piece, alpha=sign)
 
     @staticmethod

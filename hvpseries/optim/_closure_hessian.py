@@ -11,7 +11,7 @@ import torch
 
 from .._operators._function import FunctionOperator
 
-__all__ = ["evaluate_closure", "flatten", "hessian_of_closure", "unflatten_into"]
+__all__ = ["evaluate_closure", "hessian_of_closure"]
 
 
 _PATCH_LOCK = threading.RLock()
@@ -61,20 +61,6 @@ def evaluate_closure(closure: Callable[[], Any]) -> torch.Tensor:
         return loss.reshape(())
 
 
-def flatten(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Concatenate tensors into one flat vector."""
-    return torch.cat([t.reshape(-1) for t in tensors])
-
-
-def unflatten_into(vector: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Split a flat vector into views shaped like ``params``."""
-    pieces, offset = [], 0
-    for p in params:
-        pieces.append(vector[offset : offset + p.numel()].view_as(p))
-        offset += p.numel()
-    return pieces
-
-
 def _grads_or_zeros(
     grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor], batch: int | None
 ) -> torch.Tensor:
@@ -120,6 +106,7 @@ def hessian_of_closure(
     batched = {"works": True}
 
     def products_of(x: torch.Tensor, batch: int | None) -> torch.Tensor:
+        """Return ``H x`` (``batch``: ``x`` holds that many vectors as rows)."""
         parts = torch.split(x, sizes, dim=-1)  # views, one call
         products = torch.autograd.grad(
             pieces,
@@ -132,11 +119,13 @@ def hessian_of_closure(
         return _grads_or_zeros(products, params, batch)
 
     def matvec(v: torch.Tensor) -> torch.Tensor:
+        """Return ``H v``."""
         if not pieces:  # a loss linear in params: zero Hessian
             return torch.zeros_like(v)
         return products_of(v, None)
 
     def matmat(V: torch.Tensor) -> torch.Tensor:
+        """Return ``H V``, in one batched pass where it can run."""
         if not pieces:
             return torch.zeros_like(V)
         k = V.shape[1]
