@@ -77,31 +77,10 @@ class ProductsMixin:
     _block_setting: str
     _block_timings: BlockTimings | None
 
-    def matvec(self, x: Any) -> Any:
-        """Return ``H @ x`` for a flat vector ``x`` (see :meth:`LinearOperator.matvec`)."""
-        if self._is_ready(x, 1):
-            return self._matvec(x)
-        return super().matvec(x)
-
-    def matmat(self, X: Any) -> Any:
-        """Return ``H @ X`` for a block ``X`` of shape ``(n, k)``, as one batched product."""
-        if self._is_ready(X, 2):
-            return self._matmat(X)
-        return super().matmat(X)
-
-    def _is_ready(self, x: Any, ndim: int) -> bool:
-        """Whether ``x`` needs no checks or conversion: the fast path of repeated products."""
-        return (
-            type(x) is torch.Tensor
-            and x.ndim == ndim
-            and x.shape[0] == self._shape[1]
-            and x.dtype == self._dtype
-            and x.device == self._device
-        )
-
     def __matmul__(self, other: Any) -> Any:
-        # The common case of solvers, ``H @ v`` with a ready vector, skips the generic dispatch.
-        if type(other) is torch.Tensor and other.ndim == 1 and self._is_ready(other, 1):
+        # The common case, ``H @ v`` with a ready vector (LinearOperator's checked-once fast
+        # path), skips the generic dispatch.
+        if type(other) is torch.Tensor and self._is_ready(other, 1):
             return self._matvec(other)
         return super().__matmul__(other)
 
