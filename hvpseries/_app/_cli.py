@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ._solve_command import add_solve_parser
 
     add_solve_parser(commands)
-    from ._train_command import add_demo_parser, add_train_parser
+    from ._demo_command import add_demo_parser
+    from ._train_command import add_train_parser
 
     add_train_parser(commands)
     add_demo_parser(commands)
