@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.fft
 
-from .._core._checks import check_positive_int, check_real_pair, check_tolerances
+from .._core._checks import check_positive_int, check_real_pair
 from .._core._result import SolveResult, Status
 from .._core._scalar_function import checked_scalar_function
-from .._solve._rhs_scaling import scales_right_hand_side
-from .._solve._validation import prepare_system, require_not_nonsymmetric
+from .._solve._problem import Problem, finish, pose
 from ._blocks import column_norms, to_host
 
 __all__ = ["chebyshev_coefficients", "funm_chebyshev"]
@@ -77,7 +77,6 @@ def _resolved_coefficients(
         num_nodes *= 2
 
 
-@scales_right_hand_side()
 def funm_chebyshev(
     A: Any,
     b: Any,
@@ -168,52 +167,134 @@ def funm_chebyshev(
     >>> result.status.name, np.allclose(result.x, [1.0, 2**-0.5, 0.5])
     ('SUCCESS', True)
     """
-    check_tolerances(rtol, atol)
+    problem = pose(A, b, method="funm_chebyshev", rtol=rtol, atol=atol, callback=callback)
+    raw = run_funm_chebyshev(problem, f, interval=interval, degree=degree, maxiter=maxiter)
+    return finish(problem, raw, throw=throw)
+
+
+def run_funm_chebyshev(
+    problem: Problem,
+    f: Callable[[np.ndarray], Any],
+    *,
+    interval: Any,
+    degree: Any = None,
+    maxiter: Any = None,
+) -> SolveResult:
+    """Run the Chebyshev expansion on a posed problem (see :func:`funm_chebyshev`); raw result.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad ``degree``, ``maxiter``, ``f`` or ``interval``, or ``f`` non-finite on the
+        interval (before any matvec).
+    """
     check_positive_int(degree, "degree", allow_none=True)
     check_positive_int(maxiter, "maxiter", allow_none=True)
     f = checked_scalar_function(f)
-    if callback is not None and not callable(callback):
-        message = f"callback must be callable or None, got {type(callback).__name__}"
-        raise TypeError(message)
     lo, hi = _checked_interval(interval)
-    operator, b = prepare_system(A, b)
-    require_not_nonsymmetric(operator, "funm_chebyshev")
-    xp = operator.xp
-    space = operator.vector_space
-    vector = b.ndim == 1
-    B = xp.reshape(b, (b.shape[0], 1)) if vector else b
-    k = B.shape[1]
+    expansion = _expansion(problem, f, (lo, hi), degree=degree, maxiter=maxiter)
+    outcome = _evaluate(problem, expansion)
+    error = expansion.tail[min(outcome.degree, expansion.tail.size - 1)] * problem.b_norms
+    info: dict[str, Any] = {
+        "degree": outcome.degree,
+        "interval": (lo, hi),
+        "num_coefficients": expansion.coefficients.size,
+    }
+    if outcome.reason is not None:
+        info["reason"] = outcome.reason
+    Y = outcome.value
+    return SolveResult(
+        x=Y[:, 0] if problem.vector else Y,
+        status=outcome.status,
+        n_matvec=outcome.n_matvec,
+        n_iter=outcome.degree,
+        error_estimate=float(error[0]) if problem.vector else error,
+        info=info,
+    )
 
+
+@dataclass(frozen=True)
+class _Expansion:
+    """The Chebyshev coefficients of ``f`` on the interval, and the degree to go up to.
+
+    ``tail[d] = sum_{j > d} |c_j|`` plus the last quarter again as an aliasing allowance;
+    ``fixed``: the degree was given (a fixed budget, no stopping test).
+    """
+
+    coefficients: np.ndarray
+    tail: np.ndarray
+    final_degree: int
+    fixed: bool
+    interval: tuple[float, float]
+
+
+def _expansion(
+    problem: Problem,
+    f: Callable[[np.ndarray], Any],
+    interval: tuple[float, float],
+    *,
+    degree: int | None,
+    maxiter: int | None,
+) -> _Expansion:
+    """Return the coefficients (on the host) and the largest degree of the run."""
     if degree is not None:
         coefficients = _resolved_coefficients(
-            f, (lo, hi), max(rtol, 1e-15), minimum_nodes=2 * degree + 2
+            f, interval, max(problem.rtol, 1e-15), minimum_nodes=2 * degree + 2
         )
         final_degree = degree
     else:
-        coefficients = _resolved_coefficients(f, (lo, hi), max(rtol, 1e-15), _MIN_NODES)
-        n = operator.global_shape[0]
+        coefficients = _resolved_coefficients(f, interval, max(problem.rtol, 1e-15), _MIN_NODES)
+        n = problem.operator.global_shape[0]
         limit = max(10 * n, _DEFAULT_MAX_DEGREE) if maxiter is None else maxiter
         final_degree = min(coefficients.size - 1, limit)
-    # tail[d] = sum_{j > d} |c_j|, plus the last quarter again as an aliasing allowance
     magnitude = np.abs(coefficients)
     aliasing = np.sum(magnitude[3 * magnitude.size // 4 :])
     tail = np.concatenate([np.cumsum(magnitude[::-1])[::-1][1:], [0.0]]) + aliasing
+    return _Expansion(
+        coefficients=coefficients,
+        tail=tail,
+        final_degree=final_degree,
+        fixed=degree is not None,
+        interval=interval,
+    )
 
-    rhs_norms = to_host(xp, column_norms(space, B))
+
+@dataclass(frozen=True)
+class _Outcome:
+    """Where the three-term recurrence stopped: ``p_d(A) b`` as a block, and why."""
+
+    value: Any
+    degree: int
+    status: Status
+    reason: str | None
+    n_matvec: int
+
+
+def _evaluate(problem: Problem, expansion: _Expansion) -> _Outcome:
+    """Sum ``c_j T_j(t(A)) b`` degree by degree until the bound meets the tolerance.
+
+    The norms of the stopping test are taken at degrees 1, 2, 4, ..., at the predicted
+    stopping degree and at the last one.
+    """
+    operator, B, callback = problem.operator, problem.block, problem.callback
+    xp, space, k = problem.xp, problem.space, problem.block.shape[1]
+    coefficients, tail = expansion.coefficients, expansion.tail
+    final_degree = expansion.final_degree
+    lo, hi = expansion.interval
     scale = 2.0 / (hi - lo)
     center = (hi + lo) / (hi - lo)
 
     def mapped(V: Any) -> Any:
         return scale * operator._matmat(V) - center * V
 
-    status = Status.COMPLETED if degree is not None else Status.MAX_ITERATIONS
+    status = Status.COMPLETED if expansion.fixed else Status.MAX_ITERATIONS
     reason = None
     T_previous = B
     Y = float(coefficients[0]) * B
     d = 0
     next_check = 1
     n_matvec = 0
-    if degree is None and np.all(tail[0] * rhs_norms <= atol):
+    if not expansion.fixed and np.all(tail[0] * problem.b_norms <= problem.atol):
         status = Status.SUCCESS
         final_degree = 0
     T_current = B
@@ -226,54 +307,57 @@ def funm_chebyshev(
         n_matvec += k
         Y = Y + float(coefficients[d]) * T_current
         if callback is not None:
-            callback(Y[:, 0] if vector else Y)
+            callback(Y[:, 0] if problem.vector else Y)
         if d != next_check and d != final_degree:
             continue
         norms = to_host(xp, xp.concat([column_norms(space, Y), column_norms(space, T_current)]))
         y_norms, t_norms = norms[:k], norms[k:]
-        if not np.all(np.isfinite(norms)):
-            status, reason = Status.NONFINITE, "non-finite values in the iteration"
+        stop = _breakdown(norms, t_norms, problem.b_norms, d, expansion.interval)
+        if stop is not None:
+            status, reason = stop
             break
-        if np.any(t_norms > _GROWTH_LIMIT * rhs_norms):
-            status = Status.DIVERGED
-            reason = (
-                f"||T_{d}(A) b|| exceeds ||b||: the spectrum of A is not inside the interval "
-                f"{(lo, hi)}; widen it (e.g. from hvpseries.spectral_bounds)"
-            )
-            break
-        if degree is not None:
+        if expansion.fixed:
             next_check = min(2 * next_check, final_degree)
             continue
-        targets = np.maximum(rtol * y_norms, atol)
-        # the first degree at which every column's bound meets its target
-        needed = max(
-            int(np.argmax(tail * norm_b <= target))
-            if np.any(tail * norm_b <= target)
-            else tail.size
-            for norm_b, target in zip(rhs_norms, targets, strict=True)
-        )
+        targets = np.maximum(problem.rtol * y_norms, problem.atol)
+        needed = _needed_degree(tail, problem.b_norms, targets)
         if needed <= d:
             status = Status.SUCCESS
             break
         next_check = min(2 * next_check, needed, final_degree) if needed > d else d + 1
         next_check = max(next_check, d + 1)
-    error = tail[min(d, tail.size - 1)] * rhs_norms
-    info: dict[str, Any] = {
-        "degree": d,
-        "interval": (lo, hi),
-        "num_coefficients": coefficients.size,
-    }
-    if reason is not None:
-        info["reason"] = reason
-    result = SolveResult(
-        x=Y[:, 0] if vector else Y,
-        status=status,
-        n_matvec=n_matvec,
-        n_iter=d,
-        error_estimate=float(error[0]) if vector else error,
-        info=info,
+    return _Outcome(value=Y, degree=d, status=status, reason=reason, n_matvec=n_matvec)
+
+
+def _breakdown(
+    norms: np.ndarray,
+    t_norms: np.ndarray,
+    rhs_norms: np.ndarray,
+    d: int,
+    interval: tuple[float, float],
+) -> tuple[Status, str] | None:
+    """Return the status and reason that stop the run at degree ``d``, or None to go on.
+
+    ``norms``: those of ``p_d(A) b`` and ``T_d(t(A)) b`` per column (``t_norms``, the latter);
+    a non-finite one, or a ``T_d(t(A)) b`` that grew beyond ``||b||``, stops it.
+    """
+    if not np.all(np.isfinite(norms)):
+        return Status.NONFINITE, "non-finite values in the iteration"
+    if np.any(t_norms > _GROWTH_LIMIT * rhs_norms):
+        reason = (
+            f"||T_{d}(A) b|| exceeds ||b||: the spectrum of A is not inside the interval "
+            f"{interval}; widen it (e.g. from hvpseries.spectral_bounds)"
+        )
+        return Status.DIVERGED, reason
+    return None
+
+
+def _needed_degree(tail: np.ndarray, rhs_norms: np.ndarray, targets: np.ndarray) -> int:
+    """Return the first degree at which every column's bound meets its target."""
+    return max(
+        int(np.argmax(tail * norm_b <= target)) if np.any(tail * norm_b <= target) else tail.size
+        for norm_b, target in zip(rhs_norms, targets, strict=True)
     )
-    return result.raise_for_status() if throw else result
 
 
 def _checked_interval(interval: Any) -> tuple[float, float]:

@@ -12,17 +12,15 @@ import numpy as np
 from scipy.linalg import eigvalsh_tridiagonal
 
 from .._core._array_api import array_namespace, device
-from .._core._checks import check_maxiter, check_tolerances
+from .._core._checks import check_maxiter
 from .._core._result import SolveResult, Status
 from .._core._vector_space import VectorSpace
-from .._solve._rhs_scaling import scales_right_hand_side
-from .._solve._validation import prepare_system, require_not_nonsymmetric
+from .._solve._problem import Problem, finish, pose
 from ._blocks import aggregate_status, column_dots, column_norms, take_columns, to_host
 
 __all__ = ["cg_multishift"]
 
 
-@scales_right_hand_side()
 def cg_multishift(
     A: Any,
     b: Any,
@@ -104,46 +102,50 @@ def cg_multishift(
     >>> np.allclose(result.x[1], 1.0 / np.array([2.0, 3.0, 5.0]))
     True
     """
-    check_tolerances(rtol, atol)
+    problem = pose(A, b, method="cg_multishift", rtol=rtol, atol=atol, callback=callback)
+    return finish(problem, run_cg_multishift(problem, shifts=shifts, maxiter=maxiter), throw=throw)
+
+
+def run_cg_multishift(problem: Problem, *, shifts: Any, maxiter: Any = None) -> SolveResult:
+    """Run multi-shift CG on a posed problem (see :func:`cg_multishift`); the raw result.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad ``maxiter`` or bad ``shifts`` (before any matvec).
+    """
     check_maxiter(maxiter)
-    if callback is not None and not callable(callback):
-        message = f"callback must be callable or None, got {type(callback).__name__}"
-        raise TypeError(message)
-    operator, b = prepare_system(A, b)
-    require_not_nonsymmetric(operator, "cg_multishift")
     shift_array = _checked_shifts(shifts)
-    xp = operator.xp
-    if not operator.vector_space.all_finite(b):
+    xp, b = problem.xp, problem.b
+    if not problem.finite:
         nan = xp.full((shift_array.size, *b.shape), math.nan, dtype=b.dtype, device=device(b))
-        result = SolveResult(x=nan, status=Status.NONFINITE, n_matvec=0, n_iter=0)
-        return result.raise_for_status() if throw else result
-    vector = b.ndim == 1
-    B = xp.reshape(b, (b.shape[0], 1)) if vector else b
-    rhs_norms = to_host(xp, column_norms(operator.vector_space, B))
-    tol = np.broadcast_to(np.maximum(rtol * rhs_norms, atol), (shift_array.size, B.shape[1]))
+        return SolveResult(x=nan, status=Status.NONFINITE, n_matvec=0, n_iter=0)
+    operator, vector, callback = problem.operator, problem.vector, problem.callback
+    B = problem.block
+    tol = np.broadcast_to(
+        np.maximum(problem.rtol * problem.b_norms, problem.atol), (shift_array.size, B.shape[1])
+    )
     n = operator.global_shape[0]
     run = multishift_solve(
         operator._matmat,
         B,
         shift_array,
+        rhs_norms=problem.b_norms,
         tol=lambda ritz_min, y_norms: tol,
         maxiter=10 * n if maxiter is None else int(maxiter),
         callback=None if callback is None else (lambda X: callback(X[..., 0] if vector else X)),
         verify=True,
-        space=operator.vector_space,
+        space=problem.space,
     )
-    x = run.x[..., 0] if vector else run.x
     shift_status = [aggregate_status(list(row)) for row in run.status]
-    residual = run.residual[:, 0] if vector else run.residual
-    result = SolveResult(
-        x=x,
+    return SolveResult(
+        x=run.x[..., 0] if vector else run.x,
         status=aggregate_status(shift_status),
         n_matvec=run.n_apply,
         n_iter=run.n_iter,
-        residual_norm=residual,
+        residual_norm=run.residual[:, 0] if vector else run.residual,
         info={"shift_status": shift_status},
     )
-    return result.raise_for_status() if throw else result
 
 
 def _checked_shifts(shifts: Any) -> np.ndarray:
@@ -203,7 +205,8 @@ def multishift_solve(
     B: Any,
     shifts: np.ndarray,
     *,
-    tol: Callable[[np.ndarray], np.ndarray],
+    rhs_norms: np.ndarray,
+    tol: Callable[[np.ndarray, np.ndarray], np.ndarray],
     maxiter: int,
     callback: Callable[[Any], None] | None = None,
     verify: bool = True,
@@ -214,199 +217,326 @@ def multishift_solve(
 ) -> MultishiftRun:
     """Multi-shift CG on ``apply`` (a ``matmat``) for the block ``B`` (n, k) and all ``shifts``.
 
-    ``tol(ritz_min, y_norms)`` returns the residual tolerances, shape ``(m, k)``;
-    ``ritz_min`` (shape ``(k,)``) holds the smallest Ritz value of ``apply`` (without shift) per
-    column and ``y_norms`` the norms of ``sum_j weights[j] x_j + rhs_weight b`` per column, both
-    refreshed every ``ritz_every`` iterations (``nan`` before the first refresh, or always when
-    ``ritz_every`` is 0 or ``weights`` is None). The rational method uses them to set its
-    tolerances from the spectrum and the size of the answer as they are learned. Inner products
-    and norms are those of ``space`` (the operator's vector space; local by default).
+    ``rhs_norms`` are the column norms of ``B`` on the host (:attr:`Problem.b_norms`), so ``B``
+    is not reduced again. ``tol(ritz_min, y_norms)`` returns the residual tolerances, shape
+    ``(m, k)``; ``ritz_min`` (shape ``(k,)``) holds the smallest Ritz value of ``apply``
+    (without shift) per column and ``y_norms`` the norms of ``sum_j weights[j] x_j + rhs_weight
+    b`` per column, both refreshed every ``ritz_every`` iterations (``nan`` before the first
+    refresh, or always when ``ritz_every`` is 0 or ``weights`` is None). The rational method
+    uses them to set its tolerances from the spectrum and the size of the answer as they are
+    learned. Inner products and norms are those of ``space`` (the operator's vector space;
+    local by default).
     """
     xp = array_namespace(B)
-    if space is None:
-        space = VectorSpace(xp)
-    n, k = B.shape
-    m = shifts.size
-    base = float(np.min(shifts))
-    relative = shifts - base
-    dtype = B.dtype
+    run = _ShiftedCG.start(B, shifts, rhs_norms, VectorSpace(xp) if space is None else space)
+    base = run.base
 
     def apply_base(V: Any) -> Any:
         out = apply(V)
         return out + base * V if base != 0.0 else out
 
-    status = np.full((m, k), Status.MAX_ITERATIONS, dtype=object)
-    residual_estimate = np.full((m, k), np.nan)
-    results: dict[tuple[int, int], Any] = {}
-    n_apply = 0
-
-    rhs_norms = to_host(xp, column_norms(space, B))
-    active_shifts = list(range(m))
-    active_columns = list(range(k))
-    converged = np.zeros((m, k), dtype=bool)  # indexed by original shift, column
-
-    # zero right-hand sides are solved by x = 0
-    zero_columns = [j for j in range(k) if rhs_norms[j] == 0]
-    for j in zero_columns:
-        for i in range(m):
-            results[(i, j)] = xp.zeros((n,), dtype=dtype, device=device(B))
-            status[i, j] = Status.SUCCESS
-            residual_estimate[i, j] = 0.0
-    active_columns = [j for j in active_columns if j not in zero_columns]
-
-    R = take_columns(xp, B, active_columns) if zero_columns else B
-    X = xp.zeros((m, n, len(active_columns)), dtype=dtype, device=device(B))
-    P_shift = xp.stack([R] * m, axis=0) if active_columns else X
-    P = R
-    rho = to_host(xp, column_dots(space, R, R)) if active_columns else np.zeros(0)
-    alpha_prev = np.ones(len(active_columns))
-    beta_prev = np.zeros(len(active_columns))
-    ratio = np.ones((m, len(active_columns)))  # q_i = R_i(-s) / R_{i-1}(-s)
-    zeta = np.ones((m, len(active_columns)))
-    diagonal: list[list[float]] = [[] for _ in range(k)]  # Lanczos matrix of the base, per column
-    offdiagonal: list[list[float]] = [[] for _ in range(k)]
-    ritz_min = np.full(k, np.nan)
-    y_norms = np.full(k, np.nan)
-    n_iter = 0
-
-    def assemble(Xcur: Any) -> Any:
-        slabs = []
-        for i in range(m):
-            columns = []
-            for j in range(k):
-                if (i, j) in results:
-                    columns.append(results[(i, j)])
-                else:
-                    columns.append(Xcur[active_shifts.index(i), :, active_columns.index(j)])
-            slabs.append(xp.stack(columns, axis=1))
-        return xp.stack(slabs, axis=0)
-
     for iteration in range(1, maxiter + 1):
-        if not active_columns:
+        if not run.active_columns:
             break
-        n_iter = iteration
-        Q = apply_base(P)
-        n_apply += len(active_columns)
-        curvature = to_host(xp, column_dots(space, P, Q))
-        indefinite = [c for c in range(len(active_columns)) if not curvature[c] > 0]
-        alpha = rho / np.where(curvature > 0, curvature, 1.0)
+        run.n_iter = iteration
+        indefinite = run.step(apply_base, first=iteration == 1)
+        if ritz_every and iteration % ritz_every == 0:
+            run.refresh(weights, rhs_weight)
+        if callback is not None:
+            callback(run.assemble())
+        if not run.retire(run.judge(tol, indefinite)):
+            break
+    x = run.solutions()
+    residual = run.residual_estimate
+    if verify:
+        residual = _verify(run, apply, x, shifts, tol)
+    final_ritz = np.array(
+        [_smallest_ritz(run.diagonal[j], run.offdiagonal[j]) - base for j in range(run.k)]
+    )
+    return MultishiftRun(
+        x=x,
+        status=run.status,
+        residual=residual,
+        n_apply=run.n_apply,
+        n_iter=run.n_iter,
+        ritz_min=final_ritz,
+    )
+
+
+@dataclass
+class _ShiftedCG:
+    """The state of a multi-shift CG run on the base system ``apply + s_min I``.
+
+    The device blocks hold the active shifts (axis 0 of ``X`` and ``P_shift``) and the active
+    columns (the last axis); the host arrays are indexed by (original shift, column), or by
+    active position for the CG scalars. A (shift, column) pair that stops keeps its solution
+    in ``results``.
+    """
+
+    xp: Any
+    space: VectorSpace
+    B: Any
+    base: float
+    relative: np.ndarray  # shifts - base
+    status: np.ndarray  # (m, k) of Status
+    residual_estimate: np.ndarray  # (m, k)
+    converged: np.ndarray  # (m, k) of bool
+    results: dict[tuple[int, int], Any]
+    active_shifts: list[int]
+    active_columns: list[int]
+    X: Any  # (active shifts, n, active columns)
+    R: Any
+    P: Any
+    P_shift: Any
+    rho: np.ndarray
+    alpha_prev: np.ndarray
+    beta_prev: np.ndarray
+    ratio: np.ndarray  # q_i = R_i(-s) / R_{i-1}(-s), per active shift and column
+    zeta: np.ndarray
+    diagonal: list[list[float]]  # the Lanczos matrix of the base, per column
+    offdiagonal: list[list[float]]
+    ritz_min: np.ndarray
+    y_norms: np.ndarray
+    n_apply: int = 0
+    n_iter: int = 0
+
+    @property
+    def k(self) -> int:
+        return int(self.B.shape[1])
+
+    @classmethod
+    def start(
+        cls, B: Any, shifts: np.ndarray, rhs_norms: np.ndarray, space: VectorSpace
+    ) -> _ShiftedCG:
+        """Return the state before the first iteration (zero columns of ``B`` solved by 0)."""
+        xp = space.xp
+        n, k = B.shape
+        m = shifts.size
+        base = float(np.min(shifts))
+        status = np.full((m, k), Status.MAX_ITERATIONS, dtype=object)
+        residual_estimate = np.full((m, k), np.nan)
+        results: dict[tuple[int, int], Any] = {}
+        zero_columns = [j for j in range(k) if rhs_norms[j] == 0]
+        for j in zero_columns:
+            for i in range(m):
+                results[(i, j)] = xp.zeros((n,), dtype=B.dtype, device=device(B))
+                status[i, j] = Status.SUCCESS
+                residual_estimate[i, j] = 0.0
+        active_columns = [j for j in range(k) if j not in zero_columns]
+        R = take_columns(xp, B, active_columns) if zero_columns else B
+        X = xp.zeros((m, n, len(active_columns)), dtype=B.dtype, device=device(B))
+        active = len(active_columns)
+        return cls(
+            xp=xp,
+            space=space,
+            B=B,
+            base=base,
+            relative=shifts - base,
+            status=status,
+            residual_estimate=residual_estimate,
+            converged=np.zeros((m, k), dtype=bool),
+            results=results,
+            active_shifts=list(range(m)),
+            active_columns=active_columns,
+            X=X,
+            R=R,
+            P=R,
+            P_shift=xp.stack([R] * m, axis=0) if active_columns else X,
+            rho=to_host(xp, column_dots(space, R, R)) if active_columns else np.zeros(0),
+            alpha_prev=np.ones(active),
+            beta_prev=np.zeros(active),
+            ratio=np.ones((m, active)),
+            zeta=np.ones((m, active)),
+            diagonal=[[] for _ in range(k)],
+            offdiagonal=[[] for _ in range(k)],
+            ritz_min=np.full(k, np.nan),
+            y_norms=np.full(k, np.nan),
+        )
+
+    def step(self, apply_base: Callable[[Any], Any], *, first: bool) -> list[int]:
+        """One CG step of the base system and of every active shifted one.
+
+        Returns the active positions of the columns with ``p^H (A + s_min I) p <= 0``.
+        """
+        xp, space, B = self.xp, self.space, self.B
+        Q = apply_base(self.P)
+        self.n_apply += len(self.active_columns)
+        curvature = to_host(xp, column_dots(space, self.P, Q))
+        indefinite = [c for c in range(len(self.active_columns)) if not curvature[c] > 0]
+        alpha = self.rho / np.where(curvature > 0, curvature, 1.0)
         alpha[indefinite] = 0.0
         # shifted step sizes from the ratio recurrence q_{i+1} = 1 + c + alpha s - c / q_i
-        c = beta_prev * alpha / alpha_prev
+        c = self.beta_prev * alpha / self.alpha_prev
         ratio_next = (
             1.0
             + c[None, :]
-            + alpha[None, :] * relative[active_shifts][:, None]
-            - (c[None, :] / ratio)
+            + alpha[None, :] * self.relative[self.active_shifts][:, None]
+            - (c[None, :] / self.ratio)
         )
         alpha_shift = alpha[None, :] / ratio_next
-        X = X + _to_device(xp, alpha_shift, B)[:, None, :] * P_shift
-        R = R - _to_device(xp, alpha, B) * Q
-        rho_next = to_host(xp, column_dots(space, R, R))
-        beta = rho_next / np.where(rho > 0, rho, 1.0)
-        zeta = zeta / ratio_next
+        self.X = self.X + _to_device(xp, alpha_shift, B)[:, None, :] * self.P_shift
+        self.R = self.R - _to_device(xp, alpha, B) * Q
+        rho_next = to_host(xp, column_dots(space, self.R, self.R))
+        beta = rho_next / np.where(self.rho > 0, self.rho, 1.0)
+        self.zeta = self.zeta / ratio_next
         beta_shift = beta[None, :] / (ratio_next * ratio_next)
-        P = R + _to_device(xp, beta, B) * P
-        P_shift = (
-            _to_device(xp, zeta, B)[:, None, :] * R[None, :, :]
-            + _to_device(xp, beta_shift, B)[:, None, :] * P_shift
+        self.P = self.R + _to_device(xp, beta, B) * self.P
+        self.P_shift = (
+            _to_device(xp, self.zeta, B)[:, None, :] * self.R[None, :, :]
+            + _to_device(xp, beta_shift, B)[:, None, :] * self.P_shift
         )
-        # Lanczos matrix of the base operator from the CG coefficients (host scalars)
-        for c_pos, j in enumerate(active_columns):
+        self._extend_lanczos(alpha, beta, first=first)
+        self.rho, self.alpha_prev, self.beta_prev, self.ratio = rho_next, alpha, beta, ratio_next
+        return indefinite
+
+    def _extend_lanczos(self, alpha: np.ndarray, beta: np.ndarray, *, first: bool) -> None:
+        """Append this step's entries of the base's Lanczos matrix (from the CG coefficients)."""
+        for c_pos, j in enumerate(self.active_columns):
             if alpha[c_pos] > 0:
-                previous = beta_prev[c_pos] / alpha_prev[c_pos] if iteration > 1 else 0.0
-                diagonal[j].append(1.0 / alpha[c_pos] + previous)
-                offdiagonal[j].append(math.sqrt(max(beta[c_pos], 0.0)) / alpha[c_pos])
-        if ritz_every and iteration % ritz_every == 0:
-            for j in active_columns:
-                ritz_min[j] = _smallest_ritz(diagonal[j], offdiagonal[j]) - base
-            if weights is not None:
-                y_norms = _combined_norms(space, assemble(X), weights, rhs_weight, B)
-        rho, alpha_prev, beta_prev, ratio = rho_next, alpha, beta, ratio_next
+                previous = 0.0 if first else self.beta_prev[c_pos] / self.alpha_prev[c_pos]
+                self.diagonal[j].append(1.0 / alpha[c_pos] + previous)
+                self.offdiagonal[j].append(math.sqrt(max(beta[c_pos], 0.0)) / alpha[c_pos])
 
-        if callback is not None:
-            callback(assemble(X))
+    def refresh(self, weights: np.ndarray | None, rhs_weight: float) -> None:
+        """Update the smallest Ritz values (and the norms of the weighted sum, given weights)."""
+        for j in self.active_columns:
+            self.ritz_min[j] = _smallest_ritz(self.diagonal[j], self.offdiagonal[j]) - self.base
+        if weights is not None:
+            self.y_norms = _combined_norms(self.space, self.assemble(), weights, rhs_weight, self.B)
 
-        # convergence per (shift, column): |zeta| ||r|| <= tol
-        estimate = np.abs(zeta) * np.sqrt(np.maximum(rho, 0.0))[None, :]
-        tolerance = np.asarray(tol(ritz_min, y_norms))
-        for a, i in enumerate(active_shifts):
-            for c_pos, j in enumerate(active_columns):
-                residual_estimate[i, j] = estimate[a, c_pos]
+    def judge(
+        self, tol: Callable[[np.ndarray, np.ndarray], np.ndarray], indefinite: list[int]
+    ) -> list[int]:
+        """Mark the converged (shift, column) pairs, ``|zeta| ||r|| <= tol``.
+
+        Returns the active positions of the columns that stop whatever their shifts' state
+        (indefinite or non-finite), whose unconverged shifts get that status.
+        """
+        estimate = np.abs(self.zeta) * np.sqrt(np.maximum(self.rho, 0.0))[None, :]
+        tolerance = np.asarray(tol(self.ritz_min, self.y_norms))
+        for a, i in enumerate(self.active_shifts):
+            for c_pos, j in enumerate(self.active_columns):
+                self.residual_estimate[i, j] = estimate[a, c_pos]
                 if estimate[a, c_pos] <= tolerance[i, j]:
-                    converged[i, j] = True
-        nonfinite = [c for c in range(len(active_columns)) if not np.isfinite(rho[c])]
+                    self.converged[i, j] = True
+        nonfinite = [c for c in range(len(self.active_columns)) if not np.isfinite(self.rho[c])]
         stop_columns = sorted(set(indefinite) | set(nonfinite))
         for c_pos in stop_columns:
-            j = active_columns[c_pos]
-            for i in active_shifts:
-                if not converged[i, j]:
-                    status[i, j] = Status.INDEFINITE if c_pos in indefinite else Status.NONFINITE
+            j = self.active_columns[c_pos]
+            for i in self.active_shifts:
+                if not self.converged[i, j]:
+                    self.status[i, j] = (
+                        Status.INDEFINITE if c_pos in indefinite else Status.NONFINITE
+                    )
+        return stop_columns
+
+    def retire(self, stop_columns: list[int]) -> bool:
+        """Drop the columns and shifts that are done; False when no column is left."""
         done_columns = [
             c_pos
-            for c_pos, j in enumerate(active_columns)
-            if c_pos in stop_columns or all(converged[i, j] for i in active_shifts)
-        ]
-        done_shifts = [
-            a for a, i in enumerate(active_shifts) if all(converged[i, j] for j in active_columns)
+            for c_pos, j in enumerate(self.active_columns)
+            if c_pos in stop_columns or all(self.converged[i, j] for i in self.active_shifts)
         ]
         if done_columns:
-            for c_pos in done_columns:
-                j = active_columns[c_pos]
-                for a, i in enumerate(active_shifts):
-                    results[(i, j)] = X[a, :, c_pos]
-            keep = [c for c in range(len(active_columns)) if c not in done_columns]
-            active_columns = [active_columns[c] for c in keep]
-            if not active_columns:
-                break
-            X, P_shift = (take_columns(xp, M_, keep, axis=2) for M_ in (X, P_shift))
-            R, P = (take_columns(xp, M_, keep, axis=1) for M_ in (R, P))
-            rho, alpha_prev, beta_prev = rho[keep], alpha_prev[keep], beta_prev[keep]
-            ratio, zeta = ratio[:, keep], zeta[:, keep]
-            done_shifts = [
-                a
-                for a, i in enumerate(active_shifts)
-                if all(converged[i, j] for j in active_columns)
-            ]
+            self._retire_columns(done_columns)
+            if not self.active_columns:
+                return False
+        done_shifts = [
+            a
+            for a, i in enumerate(self.active_shifts)
+            if all(self.converged[i, j] for j in self.active_columns)
+        ]
         if done_shifts:
-            for a in done_shifts:
-                i = active_shifts[a]
-                for c_pos, j in enumerate(active_columns):
-                    results[(i, j)] = X[a, :, c_pos]
-            keep = [a for a in range(len(active_shifts)) if a not in done_shifts]
-            active_shifts = [active_shifts[a] for a in keep]
-            X, P_shift = (take_columns(xp, M_, keep, axis=0) for M_ in (X, P_shift))
-            ratio, zeta = ratio[keep, :], zeta[keep, :]
+            self._retire_shifts(done_shifts)
+        return True
 
-    for a, i in enumerate(active_shifts):
-        for c_pos, j in enumerate(active_columns):
-            results[(i, j)] = X[a, :, c_pos]
-    for i in range(m):
-        for j in range(k):
-            if converged[i, j] and status[i, j] is Status.MAX_ITERATIONS:
-                status[i, j] = Status.SUCCESS
-    x = xp.stack([xp.stack([results[(i, j)] for j in range(k)], axis=1) for i in range(m)])
-    residual = residual_estimate
-    if verify:
-        # true residuals of every system: one block matvec over all shifts and columns
-        # (rows, shift, column) layout, so that the m k residual norms are one space.norm call
-        flat = xp.reshape(xp.permute_dims(x, (1, 0, 2)), (n, m * k))
-        applied = xp.reshape(apply(flat), (n, m, k))
-        shifts_device = xp.asarray(shifts, dtype=dtype, device=device(B))[None, :, None]
-        true = B[:, None, :] - applied - shifts_device * xp.reshape(flat, (n, m, k))
-        n_apply += m * k
-        residual = np.reshape(
-            to_host(xp, column_norms(space, xp.reshape(true, (n, m * k)))), (m, k)
-        )
-        base_tol = np.asarray(tol(ritz_min, y_norms))
+    def _retire_columns(self, done: list[int]) -> None:
+        xp = self.xp
+        for c_pos in done:
+            j = self.active_columns[c_pos]
+            for a, i in enumerate(self.active_shifts):
+                self.results[(i, j)] = self.X[a, :, c_pos]
+        keep = [c for c in range(len(self.active_columns)) if c not in done]
+        self.active_columns = [self.active_columns[c] for c in keep]
+        if not self.active_columns:
+            return
+        self.X, self.P_shift = (take_columns(xp, M_, keep, axis=2) for M_ in (self.X, self.P_shift))
+        self.R, self.P = (take_columns(xp, M_, keep, axis=1) for M_ in (self.R, self.P))
+        self.rho, self.alpha_prev = self.rho[keep], self.alpha_prev[keep]
+        self.beta_prev = self.beta_prev[keep]
+        self.ratio, self.zeta = self.ratio[:, keep], self.zeta[:, keep]
+
+    def _retire_shifts(self, done: list[int]) -> None:
+        xp = self.xp
+        for a in done:
+            i = self.active_shifts[a]
+            for c_pos, j in enumerate(self.active_columns):
+                self.results[(i, j)] = self.X[a, :, c_pos]
+        keep = [a for a in range(len(self.active_shifts)) if a not in done]
+        self.active_shifts = [self.active_shifts[a] for a in keep]
+        self.X, self.P_shift = (take_columns(xp, M_, keep, axis=0) for M_ in (self.X, self.P_shift))
+        self.ratio, self.zeta = self.ratio[keep, :], self.zeta[keep, :]
+
+    def assemble(self) -> Any:
+        """All current solutions, shape ``(m, n, k)``: stopped ones and the active block."""
+        xp = self.xp
+        slabs = []
+        for i in range(self.status.shape[0]):
+            columns = []
+            for j in range(self.k):
+                if (i, j) in self.results:
+                    columns.append(self.results[(i, j)])
+                else:
+                    position = (self.active_shifts.index(i), self.active_columns.index(j))
+                    columns.append(self.X[position[0], :, position[1]])
+            slabs.append(xp.stack(columns, axis=1))
+        return xp.stack(slabs, axis=0)
+
+    def solutions(self) -> Any:
+        """End the run: the solutions ``(m, n, k)``; converged pairs still open are SUCCESS."""
+        xp = self.xp
+        for a, i in enumerate(self.active_shifts):
+            for c_pos, j in enumerate(self.active_columns):
+                self.results[(i, j)] = self.X[a, :, c_pos]
+        m, k = self.status.shape
         for i in range(m):
             for j in range(k):
-                if status[i, j] is Status.SUCCESS and not residual[i, j] <= base_tol[i, j]:
-                    status[i, j] = Status.STAGNATED
-    final_ritz = np.array([_smallest_ritz(diagonal[j], offdiagonal[j]) - base for j in range(k)])
-    return MultishiftRun(
-        x=x, status=status, residual=residual, n_apply=n_apply, n_iter=n_iter, ritz_min=final_ritz
+                if self.converged[i, j] and self.status[i, j] is Status.MAX_ITERATIONS:
+                    self.status[i, j] = Status.SUCCESS
+        return xp.stack(
+            [xp.stack([self.results[(i, j)] for j in range(k)], axis=1) for i in range(m)]
+        )
+
+
+def _verify(
+    run: _ShiftedCG,
+    apply: Callable[[Any], Any],
+    x: Any,
+    shifts: np.ndarray,
+    tol: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Return the true residual norms ``(m, k)``; mark a SUCCESS above its tolerance STAGNATED.
+
+    One block matvec over all shifts and columns, in (rows, shift, column) layout, so that the
+    ``m k`` residual norms are one ``space.norm`` call.
+    """
+    xp, B = run.xp, run.B
+    n, k = B.shape
+    m = shifts.size
+    flat = xp.reshape(xp.permute_dims(x, (1, 0, 2)), (n, m * k))
+    applied = xp.reshape(apply(flat), (n, m, k))
+    shifts_device = xp.asarray(shifts, dtype=B.dtype, device=device(B))[None, :, None]
+    true = B[:, None, :] - applied - shifts_device * xp.reshape(flat, (n, m, k))
+    run.n_apply += m * k
+    residual = np.reshape(
+        to_host(xp, column_norms(run.space, xp.reshape(true, (n, m * k)))), (m, k)
     )
+    base_tol = np.asarray(tol(run.ritz_min, run.y_norms))
+    for i in range(m):
+        for j in range(k):
+            if run.status[i, j] is Status.SUCCESS and not residual[i, j] <= base_tol[i, j]:
+                run.status[i, j] = Status.STAGNATED
+    return residual
 
 
 def _combined_norms(

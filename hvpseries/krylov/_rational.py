@@ -12,12 +12,11 @@ from typing import Any
 import numpy as np
 
 from .._core._array_api import device, epsilon
-from .._core._checks import check_maxiter, check_real_pair, check_tolerances
+from .._core._checks import check_maxiter, check_real_pair
 from .._core._result import SolveResult, Status
-from .._solve._rhs_scaling import scales_right_hand_side
-from .._solve._validation import prepare_system, require_not_nonsymmetric
+from .._solve._problem import Problem, finish, pose
 from ._blocks import aggregate_status, column_norms, to_host
-from ._multishift import multishift_solve
+from ._multishift import MultishiftRun, multishift_solve
 
 __all__ = ["abs_inv_rational", "quadrature_nodes"]
 
@@ -116,7 +115,6 @@ def quadrature_nodes(
     )
 
 
-@scales_right_hand_side()
 def abs_inv_rational(
     A: Any,
     b: Any,
@@ -222,98 +220,172 @@ def abs_inv_rational(
     >>> result.status.name, np.allclose(result.x, [1 / 3, 1 / 1.5, 1 / 5], rtol=1e-7)
     ('SUCCESS', True)
     """
-    check_tolerances(rtol, atol)
+    problem = pose(A, b, method="abs_inv_rational", rtol=rtol, atol=atol, callback=callback)
+    raw = run_abs_inv_rational(
+        problem, damping=damping, variant=variant, interval=interval, maxiter=maxiter
+    )
+    return finish(problem, raw, throw=throw)
+
+
+def run_abs_inv_rational(
+    problem: Problem,
+    *,
+    damping: Any = 0.0,
+    variant: str = "damped",
+    interval: Any = None,
+    maxiter: Any = None,
+) -> SolveResult:
+    """Run the rational method on a posed problem (see :func:`abs_inv_rational`); the raw result.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad ``maxiter``, ``damping``, ``variant`` or ``interval`` (before any matvec).
+    OverflowError
+        If the spectrum's scales are too small for the quadrature (see
+        :func:`abs_inv_rational`).
+    """
     check_maxiter(maxiter)
-    if isinstance(damping, bool) or not isinstance(damping, numbers.Real):
-        message = f"damping must be a real number, got {damping!r}"
-        raise TypeError(message)
-    if not (math.isfinite(damping) and damping >= 0):
-        message = f"damping must be finite and >= 0, got {damping!r}"
-        raise ValueError(message)
+    d = _checked_damping(damping)
     if variant not in _VARIANTS:
         message = f"variant must be one of {_VARIANTS}, got {variant!r}"
         raise ValueError(message)
-    if callback is not None and not callable(callback):
-        message = f"callback must be callable or None, got {type(callback).__name__}"
-        raise TypeError(message)
-    operator, b = prepare_system(A, b)
-    require_not_nonsymmetric(operator, "abs_inv_rational")
-    xp = operator.xp
-    space = operator.vector_space
-    if not operator.vector_space.all_finite(b):
+    magnitudes = None if interval is None else _checked_magnitudes(interval)
+    xp, b = problem.xp, problem.b
+    if not problem.finite:
         nan = xp.full(b.shape, math.nan, dtype=b.dtype, device=device(b))
-        result = SolveResult(x=nan, status=Status.NONFINITE, n_matvec=0, n_iter=0)
-        return result.raise_for_status() if throw else result
-    d = float(damping)
-    n_matvec = 0
-    if interval is None:
+        return SolveResult(x=nan, status=Status.NONFINITE, n_matvec=0, n_iter=0)
+    if magnitudes is None:
         from ._spectrum import spectral_bounds
 
-        bounds = spectral_bounds(operator)
-        n_matvec += bounds.n_matvec
-        lo, hi = 0.0, float(bounds.max_abs)
+        bounds = spectral_bounds(problem.operator)
+        lo, hi, spectral_matvecs = 0.0, float(bounds.max_abs), bounds.n_matvec
     else:
-        lo, hi = _checked_magnitudes(interval)
-    vector = b.ndim == 1
-    B = xp.reshape(b, (b.shape[0], 1)) if vector else b
-    k = B.shape[1]
-    eps = epsilon(xp, operator.dtype)
-    target = max(rtol, 10 * eps)
+        (lo, hi), spectral_matvecs = magnitudes, 0
+    target = max(problem.rtol, 10 * epsilon(xp, problem.operator.dtype))
     rule = quadrature_nodes(
         damping=d, variant=variant, lower=lo, upper=max(hi, lo), tolerance=0.1 * target
     )
-    m = rule.shifts.size
-    rhs_norms = to_host(xp, column_norms(space, B))
     # a lower bound on ||f(A) b|| before anything is known: f at the top of the spectrum
     top = 1.0 / (hi + d) if variant == "damped" else 1.0 / math.sqrt(hi * hi + d)
-    floor_norms = rhs_norms * top
+    budget = _SolveBudget(
+        rule=rule,
+        rtol=problem.rtol,
+        atol=problem.atol,
+        lo=lo,
+        floor_norms=problem.b_norms * top,
+        use_ritz=d == 0 and lo == 0,
+    )
+    run = _solve_shifted(problem, budget, maxiter)
+    Y = _quadrature_sum(xp, rule, run.x, problem.block)
+    y_norms = to_host(xp, column_norms(problem.space, Y))
+    ritz = np.asarray(run.ritz_min, dtype=np.float64)
+    error, reason = _error_estimate(problem, budget, run, target, y_norms)
+    statuses, reason = _statuses(problem, budget, run, ritz, error, y_norms, hi, reason)
+    info: dict[str, Any] = {
+        "variant": variant,
+        "num_nodes": rule.shifts.size,
+        "interval": (lo, hi),
+        "ritz_min": float(np.sqrt(max(np.nanmin(ritz), 0.0)))
+        if np.any(np.isfinite(ritz))
+        else None,
+    }
+    if reason is not None:
+        info["reason"] = reason
+    return SolveResult(
+        x=Y[:, 0] if problem.vector else Y,
+        status=aggregate_status(statuses),
+        n_matvec=spectral_matvecs + 2 * run.n_apply,
+        n_iter=run.n_iter,
+        error_estimate=float(error[0]) if problem.vector else error,
+        residual_norm=None,
+        info=info,
+    )
 
-    # the Ritz estimate of min lambda^2 is used only where no rigorous floor exists (d = 0 and
-    # no lower bound): elsewhere 1 / (s_j + lo^2) bounds ||(A^2 + s_j I)^-1|| and is finite
-    use_ritz = d == 0 and lo == 0
 
-    def floor(ritz_min: np.ndarray) -> np.ndarray:
-        if not use_ritz:
-            return np.full(ritz_min.shape, lo * lo)
+@dataclass(frozen=True)
+class _SolveBudget:
+    """The share of the error each shifted solve may make, from ``rtol``, ``atol`` and ``lo``.
+
+    The Ritz estimate of ``min lambda^2`` is used only where no rigorous floor exists
+    (``use_ritz``: ``d = 0`` and no lower bound): elsewhere ``1 / (s_j + lo^2)`` bounds
+    ``||(A^2 + s_j I)^-1||`` and is finite.
+    """
+
+    rule: QuadratureRule
+    rtol: float
+    atol: float
+    lo: float
+    floor_norms: np.ndarray  # a lower bound on ||f(A) b|| per column
+    use_ritz: bool
+
+    def floor(self, ritz_min: np.ndarray) -> np.ndarray:
+        """Return the lower bound on ``lambda_min^2`` used per column."""
+        if not self.use_ritz:
+            return np.full(ritz_min.shape, self.lo * self.lo)
         return np.where(np.isfinite(ritz_min), np.maximum(ritz_min, 0.0), 0.0)
 
-    def tolerances(ritz_min: np.ndarray, y_norms: np.ndarray) -> np.ndarray:
-        lowest = floor(ritz_min)
+    def tolerances(self, ritz_min: np.ndarray, y_norms: np.ndarray) -> np.ndarray:
+        """Return the residual tolerances ``(m, k)`` of the shifted systems."""
+        rule = self.rule
+        lowest = self.floor(ritz_min)
+        floor_norms = self.floor_norms
         sizes = np.where(np.isfinite(y_norms), np.maximum(y_norms, floor_norms), floor_norms)
-        budget = 0.5 * np.maximum(rtol * sizes, atol)  # half for the solves
+        budget = 0.5 * np.maximum(self.rtol * sizes, self.atol)  # half for the solves
         return (
-            budget[None, :] * (rule.shifts[:, None] + lowest[None, :]) / (rule.weights[:, None] * m)
+            budget[None, :]
+            * (rule.shifts[:, None] + lowest[None, :])
+            / (rule.weights[:, None] * rule.shifts.size)
         )
+
+
+def _quadrature_sum(xp: Any, rule: QuadratureRule, X: Any, B: Any) -> Any:
+    """Return ``sum_j w_j X[j] + rhs_weight B``, the quadrature's approximation."""
+    w = xp.asarray(rule.weights, dtype=X.dtype, device=device(X))[:, None, None]
+    return xp.sum(w * X, axis=0) + rule.rhs_weight * B
+
+
+def _solve_shifted(problem: Problem, budget: _SolveBudget, maxiter: int | None) -> MultishiftRun:
+    """Solve all ``(A^2 + s_j I) x_j = b`` of the rule by multi-shift CG on ``A^2``."""
+    operator, xp, B, rule = problem.operator, problem.xp, problem.block, budget.rule
+    callback, vector = problem.callback, problem.vector
 
     def square(V: Any) -> Any:
         return operator._matmat(operator._matmat(V))
 
     def report(X: Any) -> None:
-        w = xp.asarray(rule.weights, dtype=X.dtype, device=device(X))[:, None, None]
-        Y = xp.sum(w * X, axis=0) + rule.rhs_weight * B
+        Y = _quadrature_sum(xp, rule, X, B)
         callback(Y[:, 0] if vector else Y)
 
-    run = multishift_solve(
+    return multishift_solve(
         square,
         B,
         rule.shifts,
-        tol=tolerances,
+        rhs_norms=problem.b_norms,
+        tol=budget.tolerances,
         maxiter=10 * operator.global_shape[0] if maxiter is None else int(maxiter),
         callback=None if callback is None else report,
         verify=True,  # the true residuals: the lowest shifts can be singular to working precision
         ritz_every=_RITZ_EVERY,
         weights=rule.weights,
         rhs_weight=rule.rhs_weight,
-        space=space,
+        space=problem.space,
     )
-    n_matvec += 2 * run.n_apply
-    weights = xp.asarray(rule.weights, dtype=run.x.dtype, device=device(run.x))[:, None, None]
-    Y = xp.sum(weights * run.x, axis=0) + rule.rhs_weight * B
-    y_norms = to_host(xp, column_norms(space, Y))
 
-    # error estimate: quadrature + shifted solves + the dropped lower end
-    ritz = np.asarray(run.ritz_min, dtype=np.float64)
-    lowest = floor(ritz)
+
+def _error_estimate(
+    problem: Problem,
+    budget: _SolveBudget,
+    run: MultishiftRun,
+    target: float,
+    y_norms: np.ndarray,
+) -> tuple[np.ndarray, str | None]:
+    """Return the error estimate per column (quadrature, shifted solves, dropped lower end).
+
+    The reason, or None, says why the dropped lower end alone misses the tolerance.
+    """
+    rule = budget.rule
+    lowest = budget.floor(np.asarray(run.ritz_min, dtype=np.float64))
     with np.errstate(divide="ignore", invalid="ignore"):
         solve_error = np.sum(
             rule.weights[:, None] * run.residual / (rule.shifts[:, None] + lowest[None, :]),
@@ -323,60 +395,68 @@ def abs_inv_rational(
     error = 0.1 * target * y_norms + solve_error
     reason = None
     if rule.lower_cut > 0:
-        low_norms = to_host(xp, column_norms(space, run.x[0, ...]))
+        low_norms = to_host(problem.xp, column_norms(problem.space, run.x[0, ...]))
         # int_0^t_cut of the integrand is at most about 2 t_cut times its value at t_cut
         dropped = (2.0 / rule.step) * rule.weights[0] * low_norms
         error = error + dropped
-        if np.any(dropped > 0.5 * np.maximum(rtol * y_norms, atol)):
+        if np.any(dropped > 0.5 * np.maximum(problem.rtol * y_norms, problem.atol)):
             reason = (
                 "the integral's lower end matters: A has eigenvalues near 0 (or is singular); "
                 "pass interval=(lo, hi) with lo <= min |lambda|, or use damping > 0"
             )
+    return error, reason
+
+
+def _statuses(
+    problem: Problem,
+    budget: _SolveBudget,
+    run: MultishiftRun,
+    ritz: np.ndarray,
+    error: np.ndarray,
+    y_norms: np.ndarray,
+    hi: float,
+    reason: str | None,
+) -> tuple[list[Status], str | None]:
+    """Return the status of each column, judged by the total error estimate, and the reason."""
+    rtol, atol = problem.rtol, problem.atol
+    eps = epsilon(problem.xp, problem.operator.dtype)
     # The shifted systems' true residuals are in the error estimate; a shift that missed its
     # own share of the budget is judged by the total below, not on its own.
     shift_status = [
-        [Status.SUCCESS if s is Status.STAGNATED else s for s in run.status[:, j]] for j in range(k)
+        [Status.SUCCESS if s is Status.STAGNATED else s for s in run.status[:, j]]
+        for j in range(run.status.shape[1])
     ]
     statuses = [aggregate_status(column) for column in shift_status]
     if Status.INDEFINITE in statuses:
         # A^2 + s_min I is positive semi-definite: zero curvature means A is singular
         statuses = [Status.STAGNATED if s is Status.INDEFINITE else s for s in statuses]
         reason = "A is singular to working precision; use damping > 0"
-    singular = use_ritz and bool(np.any(ritz <= 100.0 * eps * hi * hi))
+    singular = budget.use_ritz and bool(np.any(ritz <= 100.0 * eps * hi * hi))
     if singular and any(not s.converged for s in statuses):
         # A Ritz value of A^2 at the rounding level of its largest eigenvalue: the lowest
         # shifted systems are singular to working precision, so their solves cannot converge.
         reason = reason or "A is singular to working precision; use damping > 0"
-    for j in range(k):
-        if statuses[j] is Status.SUCCESS and not error[j] <= max(rtol * y_norms[j], atol):
+    for j, total in enumerate(error):
+        if statuses[j] is Status.SUCCESS and not total <= max(rtol * y_norms[j], atol):
             statuses[j] = Status.STAGNATED
             reason = reason or (
                 "the error estimate misses the tolerance: without damping and without a lower "
                 "bound on |lambda|, A may be singular or nearly so; use damping > 0 or pass "
                 "interval=(lo, hi)"
-                if use_ritz
+                if budget.use_ritz
                 else "the error estimate misses the tolerance at the precision limit"
             )
-    info: dict[str, Any] = {
-        "variant": variant,
-        "num_nodes": m,
-        "interval": (lo, hi),
-        "ritz_min": float(np.sqrt(max(np.nanmin(ritz), 0.0)))
-        if np.any(np.isfinite(ritz))
-        else None,
-    }
-    if reason is not None:
-        info["reason"] = reason
-    result = SolveResult(
-        x=Y[:, 0] if vector else Y,
-        status=aggregate_status(statuses),
-        n_matvec=n_matvec,
-        n_iter=run.n_iter,
-        error_estimate=float(error[0]) if vector else error,
-        residual_norm=None,
-        info=info,
-    )
-    return result.raise_for_status() if throw else result
+    return statuses, reason
+
+
+def _checked_damping(damping: Any) -> float:
+    if isinstance(damping, bool) or not isinstance(damping, numbers.Real):
+        message = f"damping must be a real number, got {damping!r}"
+        raise TypeError(message)
+    if not (math.isfinite(damping) and damping >= 0):
+        message = f"damping must be finite and >= 0, got {damping!r}"
+        raise ValueError(message)
+    return float(damping)
 
 
 def _checked_magnitudes(interval: Any) -> tuple[float, float]:
