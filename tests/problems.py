@@ -15,6 +15,13 @@ def random_orthogonal(n: int, seed: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
+def matrix_with_eigenvalues(eigenvalues, seed=0):
+    """The symmetric matrix Q diag(eigenvalues) Q^T for a random orthogonal Q, and Q."""
+    q = random_orthogonal(len(eigenvalues), seed)
+    a = (q * np.asarray(eigenvalues)) @ q.T
+    return (a + a.T) / 2, q
+
+
 @dataclass(frozen=True)
 class SpectralProblem:
     """A symmetric matrix Q diag(eigenvalues) Q^T and a right-hand side."""

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from hvpseries._app._cli import main
 from tests.problems import PROBLEMS
+from tests.problems import matrix_with_eigenvalues as _matrix
 
 
 @pytest.fixture
@@ -136,3 +137,49 @@ def test_bad_inputs(tmp_path, capsys, matrix_file) -> None:
     txt = tmp_path / "a.txt"
     txt.write_text("1")
     assert "expected a .mtx" in _error(capsys, ["solve", str(txt), "--rhs", "ones"])
+
+
+@pytest.fixture
+def small_file(tmp_path):
+    A, _ = _matrix([-4.0, 0.5, 1.0, 2.0, 3.0])
+    path = tmp_path / "a.mtx"
+    scipy.io.mmwrite(path, sp.coo_matrix(A), symmetry="symmetric")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rhs", "match"),
+    [(np.array([1.0, np.nan, 0, 0, 0]), "NaN or infinite"), (np.ones(5) * 1j, "complex")],
+    ids=["nan", "complex"],
+)
+def test_cli_bad_right_hand_sides_exit_2(small_file, tmp_path, capsys, rhs, match) -> None:
+    path = tmp_path / "b.npy"
+    np.save(path, rhs)
+    code = main(["solve", str(small_file), "--rhs", str(path), "--no-progress"])
+    assert code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_cli_library_errors_exit_2_and_output_path_is_reported(small_file, tmp_path, capsys):
+    out = tmp_path / "x"
+    code = main(["solve", str(small_file), "--rhs", "ones", "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert f"{out}.npy" in capsys.readouterr().out
+    assert (tmp_path / "x.npy").exists()
+    code = main(
+        [
+            "solve",
+            str(small_file),
+            "--rhs",
+            "ones",
+            "--function",
+            "inv-sqrt",
+            "--method",
+            "chebyshev",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 2
+    assert "chebyshev" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import pytest
 
 import hvpseries as hs
 from tests.problems import PROBLEMS
+from tests.problems import matrix_with_eigenvalues as _matrix
 
 
 def rel(x, y):
@@ -154,3 +155,37 @@ def test_dense_estimate_of_a_piecewise_constant_function_sees_the_eigenvector_ro
     double = hs.sign(A, b, rtol=1e-10, method="dense")
     assert double.converged
     assert np.linalg.norm(double.x - exact) <= 10 * double.error_estimate
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda A, b: hs.abs_inv(A, b),
+        lambda A, b: hs.solve(A, b),
+        lambda A, b: hs.sign(A, b),
+    ],
+    ids=["abs_inv", "solve", "sign"],
+)
+def test_dense_path_does_not_claim_success_on_a_singular_matrix(call) -> None:
+    A, _ = _matrix([-4.0, 0.0, 1.0, 2.0, 3.0])
+    result = call(A, np.ones(5))
+    assert result.info["method"] == "dense"
+    assert result.status is hs.Status.STAGNATED
+    assert result.error_estimate > 1e-6 * np.linalg.norm(result.x)
+
+
+def test_dense_path_estimate_is_small_where_the_answer_is_accurate() -> None:
+    A, q = _matrix([-4.0, 0.5, 1.0, 2.0, 3.0])
+    b = np.ones(5)
+    result = hs.abs_inv(A, b, rtol=1e-10)
+    reference = q @ ((q.T @ b) / np.abs([-4.0, 0.5, 1.0, 2.0, 3.0]))
+    assert result.status is hs.Status.SUCCESS
+    true_error = np.linalg.norm(result.x - reference)
+    assert result.error_estimate < 1e-10 * np.linalg.norm(reference)
+    assert true_error <= 10 * result.error_estimate + 1e-14
+
+
+def test_chebyshev_for_a_function_singular_on_the_enclosure_is_a_clear_error() -> None:
+    A, _ = _matrix(np.logspace(-1, 0, 50))
+    with pytest.raises(ValueError, match="method='chebyshev' needs the function finite"):
+        hs.inv_sqrt(hs.aslinearoperator(A, psd=True), np.ones(50), method="chebyshev")

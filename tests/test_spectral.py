@@ -60,3 +60,9 @@ def test_power_iteration_start_vector_and_budget() -> None:
     assert not result.converged and result.n_matvec == 3
     with pytest.raises(ValueError, match="nonzero"):
         hs.power_iteration(A, np.zeros(3))
+
+
+def test_spectral_bounds_of_a_nan_operator_is_an_error() -> None:
+    A = hs.FunctionOperator(lambda v: v * np.nan, (5, 5), symmetric=True)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        hs.spectral_bounds(A)

@@ -134,3 +134,19 @@ def test_minres_counts_every_matvec():
     A = hs.CountingOperator(hs.aslinearoperator(problem.matrix))
     result = krylov.minres(A, problem.rhs(2), rtol=1e-8)
     assert result.converged and result.n_matvec == A.n_matvec
+
+
+@pytest.mark.parametrize("solver", [krylov.cg, krylov.minres])
+def test_zero_rhs_with_a_guess_returns_zero(backend, solver) -> None:
+    # SciPy's answer: A x = 0 is solved by x = 0 whatever x0 (it used to end MAX_ITERATIONS
+    # for MINRES, and CG iterated 30 matvecs towards it).
+    a = backend.asarray(np.diag([1.0, 2.0, 3.0]))
+    b = backend.asarray(np.stack([np.zeros(3), np.ones(3)], axis=1))
+    guess = np.ones((3, 2))
+    x0 = backend.asarray(guess)
+    result = solver(a, b, x0=x0, rtol=backend.rtol)
+    assert result.status is hs.Status.SUCCESS
+    x = backend.to_numpy(result.x)
+    assert np.all(x[:, 0] == 0.0)
+    np.testing.assert_allclose(x[:, 1], [1.0, 0.5, 1 / 3], rtol=10 * backend.rtol)
+    np.testing.assert_array_equal(backend.to_numpy(x0), guess)

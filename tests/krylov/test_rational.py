@@ -6,6 +6,7 @@ import hvpseries as hs
 from hvpseries import krylov
 from hvpseries.krylov._rational import quadrature_nodes
 from tests.problems import PROBLEMS
+from tests.problems import matrix_with_eigenvalues as _matrix
 
 
 def _function(variant, damping):
@@ -157,3 +158,30 @@ def test_the_users_operator_keeps_its_numpy_warnings():
     with pytest.warns(RuntimeWarning, match="divide by zero"):
         # with the interval given, every matvec runs inside the multi-shift solver
         krylov.abs_inv_rational(operator, np.ones(10), interval=(1.0, 2.0), rtol=1e-6)
+
+
+def test_rational_with_tiny_eigenvalues_and_damping_is_not_a_false_success() -> None:
+    eigenvalues = np.r_[0.0, np.linspace(-2, -0.5, 40), np.linspace(0.5, 3, 40)]
+    A, q = _matrix(eigenvalues)
+    b = np.random.default_rng(1).standard_normal(eigenvalues.size)
+    result = krylov.abs_inv_rational(A, b, damping=1e-3, rtol=1e-10)
+    reference = q @ ((q.T @ b) / (np.abs(eigenvalues) + 1e-3))
+    true_error = np.linalg.norm(result.x - reference)
+    if result.converged:
+        assert true_error <= 1e-9 * np.linalg.norm(reference)
+    assert true_error <= 10 * float(np.max(result.error_estimate))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda b: krylov.cg_multishift(np.eye(3), b, [0.0, 1.0]),
+        lambda b: krylov.abs_inv_rational(np.eye(3), b),
+        lambda b: hs.abs_inv(np.eye(3), b, method="rational"),
+    ],
+    ids=["multishift", "rational", "front-end-rational"],
+)
+def test_non_finite_right_hand_sides_are_reported(call) -> None:
+    result = call(np.array([1.0, np.nan, 0.0]))
+    assert result.status is hs.Status.NONFINITE
+    assert result.n_matvec == 0

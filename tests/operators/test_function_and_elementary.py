@@ -112,3 +112,15 @@ def test_counting_rmatvec_of_nonsymmetric() -> None:
 def test_counting_needs_an_operator() -> None:
     with pytest.raises(TypeError, match="aslinearoperator"):
         hs.CountingOperator(np.eye(2))
+
+
+def test_function_operator_output_dtype_is_checked() -> None:
+    A = hs.FunctionOperator(lambda v: v.astype(np.float32), (2, 2))
+    with pytest.raises(TypeError, match="returned float32 for float64 input"):
+        A @ np.ones(2)
+
+
+@pytest.mark.parametrize("shape", [(2.5, 2), (2, 3.0), (True, 2)])
+def test_non_integer_shapes_are_refused(shape) -> None:
+    with pytest.raises(ValueError, match="non-negative integers"):
+        hs.FunctionOperator(lambda v: v, shape)

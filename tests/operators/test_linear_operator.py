@@ -234,3 +234,38 @@ def test_checked_once_fast_path_still_refuses_bad_input():
     with pytest.raises(TypeError):
         A.matvec([1.0, 2.0, 3.0])
     np.testing.assert_array_equal(A.matvec(np.ones(3, dtype=np.float32)), [1.0, 2.0, 3.0])
+
+
+def test_subclass_with_a_bare_numpy_namespace() -> None:
+    class Doubling(hs.LinearOperator):
+        def _matvec(self, x):
+            return 2 * x
+
+    A = Doubling((2, 2), np.float64, xp=np, device="cpu", symmetric=True)
+    np.testing.assert_allclose(A @ np.ones(2), [2.0, 2.0])
+
+
+def test_subclass_with_only_rmatvec_applies_adjoint_blocks() -> None:
+    a = np.arange(6.0).reshape(2, 3)
+
+    class Explicit(hs.LinearOperator):
+        def _matvec(self, x):
+            return a @ x
+
+        def _rmatvec(self, x):
+            return a.T @ x
+
+    A = Explicit((2, 3), np.float64, xp=np, device="cpu")
+    np.testing.assert_allclose(A.rmatmat(np.ones((2, 2))), a.T @ np.ones((2, 2)))
+    np.testing.assert_allclose(A.H.todense(), a.T)
+
+
+def test_to_scipy_accepts_column_vectors() -> None:
+    scipy_operator = hs.DiagonalOperator(np.array([1.0, 2.0, 3.0])).to_scipy()
+    np.testing.assert_allclose(scipy_operator.matvec(np.ones((3, 1))), [[1.0], [2.0], [3.0]])
+
+
+@pytest.mark.parametrize("shift", [float("nan"), float("inf"), complex(0.0, float("nan"))])
+def test_non_finite_shift_is_refused(shift) -> None:
+    with pytest.raises(ValueError, match="shift must be finite"):
+        hs.aslinearoperator(np.eye(2)).shift(shift)

@@ -103,3 +103,17 @@ def test_matrix_is_not_copied_but_todense_is() -> None:
     A = hs.MatrixOperator(a)
     assert A.matrix is a
     assert A.todense() is not a
+
+
+def test_scipy_operator_without_adjoint_uses_symmetry() -> None:
+    op = sla.LinearOperator((2, 2), matvec=lambda x: 2 * x, dtype=np.float64)
+    A = hs.aslinearoperator(op, symmetric=True)
+    np.testing.assert_allclose(A.rmatvec(np.ones(2)), [2.0, 2.0])
+    np.testing.assert_allclose((2 * A).rmatmat(np.ones((2, 2))), 4 * np.ones((2, 2)))
+    with pytest.raises(TypeError, match="cannot apply its adjoint"):
+        hs.aslinearoperator(op).rmatvec(np.ones(2))
+
+
+def test_building_formats_are_converted() -> None:
+    for matrix in (sp.lil_matrix(np.eye(3)), sp.dok_matrix(np.eye(3))):
+        np.testing.assert_allclose(hs.aslinearoperator(matrix) @ np.ones(3), np.ones(3))
