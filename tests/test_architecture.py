@@ -1,9 +1,10 @@
 """The package's tiers: each imports only from those below it, and the application is on top.
 
 Tiers, bottom to top: ``_core`` (array API, vector space, results, scalar checks) ->
-``_operators`` -> ``_solve`` -> the methods (``acceleration`` and ``krylov``, then ``series``)
--> ``_front_end`` -> ``nn`` -> ``optim`` -> ``_app``. The package's ``__init__`` files are
-facades over their tier and may be imported by the application only.
+``_operators`` -> ``_solve`` (the spine) -> the methods (``_dense``, ``acceleration`` and
+``krylov``, then ``series``) -> ``_front_end`` -> ``nn`` -> ``optim`` -> ``_app``. The
+package's ``__init__`` files are facades over their tier and may be imported by the
+application only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ TIERS = {
     "_core": 0,
     "_operators": 1,
     "_solve": 2,
+    "_dense": 3,
     "acceleration": 3,
     "krylov": 3,
     "series": 4,

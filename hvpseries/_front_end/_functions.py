@@ -9,248 +9,118 @@ pick a method (``method="auto"``) and dispatch to the solvers of :mod:`hvpseries
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .._core._array_api import epsilon, host_values, is_complex_dtype
-from .._core._checks import check_hooks, check_maxiter, check_nonnegative, check_tolerances
+from .._core._checks import check_maxiter, check_nonnegative
 from .._core._result import SolveResult, Status
 from .._core._scalar_function import checked_scalar_function
-from .._operators._base import LinearOperator
-from .._operators._explicit import MatrixOperator
-from .._solve._rhs_scaling import scales_right_hand_side
-from .._solve._validation import prepare_system, require_not_nonsymmetric
+from .._dense._eigh import is_small_dense, run_dense
+from .._solve._problem import Problem, finish, nonfinite_result, pose
 
 __all__ = ["abs_inv", "funm", "inv_sqrt", "sign", "solve", "sqrt"]
-
-# Below this size an explicit dense matrix is diagonalised outright: one O(n^3) eigh beats
-# every iterative method there (0.19 s at n = 1000 versus ~0.5 s for Lanczos on a hard
-# spectrum, see docs/krylov.rst).
-DENSE_LIMIT = 1500
 
 _FUNM_METHODS = ("auto", "lanczos", "chebyshev", "dense")
 _ABS_INV_METHODS = ("auto", "lanczos", "chebyshev", "rational", "series", "dense")
 _ROOT_METHODS = ("auto", "lanczos", "chebyshev", "series", "dense")
+_SIGN_METHODS = ("auto", "lanczos", "dense")
 _SOLVE_METHODS = ("auto", "cg", "minres", "dense")
 _VARIANTS = ("damped", "quasi-damped")
 
 
-def _check_method(method: Any, choices: tuple[str, ...]) -> None:
+def _posed(
+    A: Any,
+    b: Any,
+    name: str,
+    *,
+    method: Any,
+    choices: tuple[str, ...],
+    rtol: Any,
+    atol: Any,
+    maxiter: Any,
+    callback: Any,
+    progress: Any,
+) -> Problem:
+    """Check ``method`` and ``maxiter``, then pose the problem of one front-end call."""
     if method not in choices:
         message = f"method must be one of {', '.join(map(repr, choices))}, got {method!r}"
         raise ValueError(message)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Hooks:
-    """The caller's ``callback(xk)`` and ``progress(n_matvec, error_estimate)``."""
-
-    callback: Callable[[Any], Any] | None
-    progress: Callable[[int, Any], Any] | None
-
-    def finished(self, result: SolveResult, *, iterates: bool) -> None:
-        """Call the hooks once at the end of a method that does not report progress.
-
-        ``iterates``: the method does not call ``callback(xk)`` either.
-        """
-        if iterates and self.callback is not None:
-            self.callback(result.x)
-        if self.progress is not None:
-            self.progress(result.n_matvec, result.error_estimate)
-
-
-def _common_checks(
-    A: Any, b: Any, rtol: Any, atol: Any, maxiter: Any, hooks: _Hooks, name: str
-) -> tuple[LinearOperator, Any]:
-    operator, b = prepare_system(A, b)
-    require_not_nonsymmetric(operator, name)
-    check_tolerances(rtol, atol)
     check_maxiter(maxiter)
-    check_hooks(callback=hooks.callback, progress=hooks.progress)
-    return operator, b
+    return pose(A, b, method=name, rtol=rtol, atol=atol, callback=callback, progress=progress)
 
 
-def _is_small_explicit(operator: LinearOperator) -> bool:
-    """Whether a dense eigendecomposition is the fastest route (explicit dense, small n)."""
-    return (
-        isinstance(operator, MatrixOperator)
-        and getattr(operator, "_kind", None) == "dense"
-        and operator.shape[0] <= DENSE_LIMIT
-    )
+def _finished_hooks(problem: Problem, result: SolveResult, *, iterates: bool) -> None:
+    """Call the hooks once at the end of a method that does not report progress.
 
-
-def _with_method(result: SolveResult, method: str, throw: bool, **extra: Any) -> SolveResult:
-    info = {**dict(result.info), "method": method, **extra}
-    result = dataclasses.replace(result, info=info)
-    return result.raise_for_status() if throw else result
-
-
-@scales_right_hand_side()
-def _dense_funm(
-    operator: LinearOperator,
-    b: Any,
-    f: Callable[[np.ndarray], np.ndarray],
-    *,
-    rtol: float,
-    atol: float,
-) -> SolveResult:
-    """``f(A) b`` from a full eigendecomposition ``A = V diag(l) V^T`` (``xp.linalg.eigh``).
-
-    The error estimate is the first-order effect of the backward error ``E`` of ``eigh``
-    (``||E|| <= eps ||A||``) on ``f(A) b = V f(l) c``, ``c = V^H b``, with ``E``'s entries in
-    the eigenbasis of the size of a random matrix of norm ``2 eps max |l|``, i.e.
-    ``e = 2 eps max |l| / sqrt(n)`` (about eight times those measured for LAPACK). An
-    eigenvalue's own share moves it by ``e``; the eigenvectors' share mixes pairs ``i, j`` by
-    ``e`` times ``f``'s divided difference ``(f_i - f_j) / (l_i - l_j)`` (capped at
-    ``|f_i - f_j|``, a full rotation); plus ``2 eps max |f| ||b||`` for forming ``c`` and
-    ``x``. Near a
-    singularity of ``f`` (a zero eigenvalue of ``|A|^-1``, of ``sign``) it is large and the
-    status is STAGNATED.
+    ``iterates``: the method does not call ``callback(xk)`` either.
     """
-    xp = operator.xp
-    explicit = isinstance(operator, MatrixOperator)
-    matrix = operator.todense()
-    # The Hermitian part (the operator was checked to be Hermitian up to rounding)
-    is_complex = is_complex_dtype(xp, operator.dtype)
-    adjoint = xp.conj(xp.matrix_transpose(matrix)) if is_complex else xp.matrix_transpose(matrix)
-    matrix = (matrix + adjoint) / 2
-    eigenvalues, vectors = xp.linalg.eigh(matrix)
-    # f is a NumPy function: evaluate it on the host, move the n values back once.
-    host = host_values(eigenvalues)
-    values = np.asarray(f(host), dtype=np.float64)
-    scale = xp.asarray(values, dtype=operator.dtype, device=operator.device)
-    # V^H b: the conjugate for a complex Hermitian matrix
-    projected = xp.matmul(
-        xp.conj(xp.matrix_transpose(vectors)) if is_complex else xp.matrix_transpose(vectors), b
-    )
-    x = xp.matmul(vectors, projected * (scale[:, None] if b.ndim == 2 else scale))
-    finite = bool(np.all(np.isfinite(values))) and operator.vector_space.all_finite(x)
-    space = operator.vector_space
-    b_norms = host_values(xp.reshape(space.norm(b), (-1,)))
-    x_norms = host_values(xp.reshape(space.norm(x), (-1,)))
-    eps = epsilon(xp, operator.dtype)
-    c = host_values(xp.reshape(xp.abs(projected), (-1,))).reshape(host.size, -1)
-    rounding = 2 * eps * float(np.max(np.abs(values), initial=0.0)) * b_norms
-    estimate = _eigh_error_estimate(f, host, values, c, eps) + rounding
-    if not finite:
-        status = Status.NONFINITE
-    elif np.all(estimate <= np.maximum(rtol * x_norms, atol)):
-        status = Status.SUCCESS
-    else:
-        status = Status.STAGNATED
-    return SolveResult(
-        x=x,
-        status=status,
-        n_matvec=0 if explicit else operator.shape[0],
-        n_iter=1,
-        error_estimate=float(estimate[0]) if b.ndim == 1 else estimate,
-        info={},
-    )
+    if iterates and problem.callback is not None:
+        problem.callback(result.x)
+    if problem.progress is not None:
+        problem.progress(result.n_matvec, result.error_estimate)
 
 
-def _eigh_error_estimate(
-    f: Callable[[np.ndarray], np.ndarray],
-    eigenvalues: np.ndarray,
-    values: np.ndarray,
-    c: np.ndarray,
-    eps: float,
-) -> np.ndarray:
-    """Return the first-order error of ``V f(l) c`` from the backward error of ``eigh``."""
-    if not np.all(np.isfinite(values)):
-        return np.full(c.shape[1], np.inf)
-    n = eigenvalues.size
-    # E's entries in the eigenbasis, diagonal (the eigenvalues' errors) and off-diagonal alike
-    shift = 2 * eps * float(np.max(np.abs(eigenvalues), initial=0.0)) / math.sqrt(max(n, 1))
-    with np.errstate(all="ignore"):
-        moved = np.maximum(
-            *(
-                np.abs(np.asarray(f(eigenvalues + step), dtype=np.float64) - values)
-                for step in (shift, -shift)
-            )
-        )
-        moved = np.where(np.isnan(moved), np.inf, moved)  # f singular within the rounding
-        jumps = np.abs(values[:, None] - values[None, :])
-        gaps = np.abs(eigenvalues[:, None] - eigenvalues[None, :])
-        mixing = np.where(gaps > 0, np.minimum(jumps, shift * jumps / gaps), 0.0)
-    own = (moved[:, None] * c) ** 2
-    pairs = (mixing**2) @ (c**2)
-    return np.sqrt(np.sum(own + pairs, axis=0))
+def _stamped(result: SolveResult, method: str, **extra: Any) -> SolveResult:
+    """Record the method used (and the front end's parameters) in ``info``."""
+    return dataclasses.replace(result, info={**dict(result.info), "method": method, **extra})
 
 
-def _nonfinite_input(operator: LinearOperator, b: Any, method: str, throw: bool) -> SolveResult:
-    result = SolveResult(x=operator.xp.zeros_like(b), status=Status.NONFINITE, n_matvec=0, n_iter=0)
-    return _with_method(result, method, throw)
-
-
-def _dispatch_funm(
-    operator: LinearOperator,
-    b: Any,
+def _run_funm(
+    problem: Problem,
     f: Callable[[np.ndarray], np.ndarray],
     method: str,
     *,
-    rtol: float,
-    atol: float,
     maxiter: int | None,
-    hooks: _Hooks,
-    throw: bool,
     chebyshev_interval: Callable[[], tuple[float, float]] | None = None,
 ) -> SolveResult:
+    """Run ``f(A) b`` by Lanczos, Chebyshev or a dense ``eigh``; the raw, stamped result."""
     if method == "auto":
-        method = "dense" if _is_small_explicit(operator) else "lanczos"
-    if not operator.vector_space.all_finite(b):
-        return _nonfinite_input(operator, b, method, throw)
+        method = "dense" if is_small_dense(problem.operator) else "lanczos"
+    if not problem.finite:
+        return _stamped(nonfinite_result(problem, {}), method)
     if method == "dense":
-        result = _dense_funm(operator, b, f, rtol=rtol, atol=atol)
-        hooks.finished(result, iterates=True)
-        return _with_method(result, "dense", throw)
+        result = run_dense(problem, f)
+        _finished_hooks(problem, result, iterates=True)
+        return _stamped(result, "dense")
     if method == "lanczos":
-        from ..krylov import funm_lanczos
+        from ..krylov._funm_lanczos import run_funm_lanczos
 
-        result = funm_lanczos(
-            operator,
-            b,
-            f,
-            rtol=rtol,
-            atol=atol,
-            maxiter=maxiter,
-            callback=hooks.callback,
-            progress=hooks.progress,
-        )
-        return _with_method(result, "lanczos", throw)
-    from ..krylov import _spectrum as _spectral
-    from ..krylov import funm_chebyshev
+        return _stamped(run_funm_lanczos(problem, f, maxiter=maxiter), "lanczos")
+    return _run_chebyshev(problem, f, maxiter=maxiter, interval=chebyshev_interval)
 
-    if chebyshev_interval is None:
-        bounds = _spectral.spectral_bounds(operator)
+
+def _run_chebyshev(
+    problem: Problem,
+    f: Callable[[np.ndarray], np.ndarray],
+    *,
+    maxiter: int | None,
+    interval: Callable[[], tuple[float, float]] | None,
+) -> SolveResult:
+    from ..krylov._chebyshev import run_funm_chebyshev
+    from ..krylov._spectrum import spectral_bounds
+
+    operator = problem.operator
+    if interval is None:
+        bounds = spectral_bounds(operator)
         lower = max(bounds.lower, 0.0) if operator.psd else bounds.lower
-        interval, extra_matvecs = (lower, bounds.upper), bounds.n_matvec
+        ends, extra_matvecs = (lower, bounds.upper), bounds.n_matvec
     else:
-        interval, extra_matvecs = chebyshev_interval(), 0
+        ends, extra_matvecs = interval(), 0
     with np.errstate(all="ignore"):
-        ends = np.asarray(f(np.asarray(interval, dtype=np.float64)), dtype=np.float64)
-    if not np.all(np.isfinite(ends)):
+        values = np.asarray(f(np.asarray(ends, dtype=np.float64)), dtype=np.float64)
+    if not np.all(np.isfinite(values)):
         message = (
             f"method='chebyshev' needs the function finite on the whole spectral interval "
-            f"[{interval[0]:.3g}, {interval[1]:.3g}], but it is singular there (the enclosure of "
+            f"[{ends[0]:.3g}, {ends[1]:.3g}], but it is singular there (the enclosure of "
             "the spectrum reaches 0); use method='lanczos' (or 'auto'), or damping > 0"
         )
         raise ValueError(message)
-    result = funm_chebyshev(
-        operator,
-        b,
-        f,
-        interval=interval,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-        callback=hooks.callback,
-    )
+    result = run_funm_chebyshev(problem, f, interval=ends, maxiter=maxiter)
     result = dataclasses.replace(result, n_matvec=result.n_matvec + extra_matvecs)
-    hooks.finished(result, iterates=False)
-    return _with_method(result, "chebyshev", throw)
+    _finished_hooks(problem, result, iterates=False)
+    return _stamped(result, "chebyshev")
 
 
 def funm(
@@ -317,20 +187,20 @@ def funm(
     >>> result.x, result.info["method"]
     (array([1., 2., 3.]), 'dense')
     """
-    hooks = _Hooks(callback, progress)
-    operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, "funm")
-    _check_method(method, _FUNM_METHODS)
-    return _dispatch_funm(
-        operator,
+    problem = _posed(
+        A,
         b,
-        checked_scalar_function(f),
-        method,
+        "funm",
+        method=method,
+        choices=_FUNM_METHODS,
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        hooks=hooks,
-        throw=throw,
+        callback=callback,
+        progress=progress,
     )
+    result = _run_funm(problem, checked_scalar_function(f), method, maxiter=maxiter)
+    return finish(problem, result, throw=throw)
 
 
 def abs_inv(
@@ -406,62 +276,52 @@ def abs_inv(
     >>> hs.abs_inv(A, np.ones(3), method="lanczos", rtol=1e-10).x
     array([0.5 , 1.  , 0.25])
     """
-    hooks = _Hooks(callback, progress)
-    operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, "abs_inv")
-    _check_method(method, _ABS_INV_METHODS)
     d = check_nonnegative(damping, "damping")
     if variant not in _VARIANTS:
         message = f"variant must be 'damped' or 'quasi-damped', got {variant!r}"
         raise ValueError(message)
-    from ..krylov._tridiagonal_functions import AbsInvFunction
-
-    # f(t) = 1/(|t| + d) or (t^2 + d)^(-1/2), callable on NumPy arrays like a plain function;
-    # with method="lanczos" its tridiagonal_apply makes the checkpoints O(m) instead of O(m^2).
-    f = AbsInvFunction(d, variant)
-
-    extra = {"damping": d, "variant": variant}
-    if method == "series":
-        from ..series import abs_inv as series_abs_inv
-
-        result = series_abs_inv(
-            operator,
-            b,
-            damping=d,
-            variant=variant,
-            rtol=rtol,
-            atol=atol,
-            maxiter=maxiter,
-            callback=callback,
-        )
-        hooks.finished(result, iterates=False)
-        return _with_method(result, "series", throw, **extra)
-    if method == "rational":
-        from ..krylov import abs_inv_rational
-
-        result = abs_inv_rational(
-            operator,
-            b,
-            damping=d,
-            variant=variant,
-            rtol=rtol,
-            atol=atol,
-            maxiter=maxiter,
-            callback=callback,
-        )
-        hooks.finished(result, iterates=False)
-        return _with_method(result, "rational", throw, **extra)
-    result = _dispatch_funm(
-        operator,
+    problem = _posed(
+        A,
         b,
-        f,
-        method,
+        "abs_inv",
+        method=method,
+        choices=_ABS_INV_METHODS,
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        hooks=hooks,
-        throw=False,
+        callback=callback,
+        progress=progress,
     )
-    return _with_method(result, result.info["method"], throw, **extra)
+    extra = {"damping": d, "variant": variant}
+    if method in ("series", "rational"):
+        result = _run_squared(problem, method, damping=d, variant=variant, maxiter=maxiter)
+    else:
+        from ..krylov._tridiagonal_functions import AbsInvFunction
+
+        # f(t) = 1/(|t| + d) or (t^2 + d)^(-1/2), callable on NumPy arrays like a function;
+        # for Lanczos its tridiagonal_apply makes the checkpoints O(m) instead of O(m^2).
+        result = _run_funm(problem, AbsInvFunction(d, variant), method, maxiter=maxiter)
+    return finish(
+        problem, _stamped(result, result.info.get("method", method), **extra), throw=throw
+    )
+
+
+def _run_squared(
+    problem: Problem, method: str, *, damping: float, variant: str, maxiter: int | None
+) -> SolveResult:
+    """``abs_inv`` by a method on ``A^2``: the paper's series or the rational quadrature."""
+    if method == "series":
+        from ..series import SeriesOptions
+        from ..series._abs_inv import run_abs_inv
+
+        options = SeriesOptions(maxiter=maxiter)
+        result = run_abs_inv(problem, options, damping=damping, variant=variant)
+    else:
+        from ..krylov._rational import run_abs_inv_rational
+
+        result = run_abs_inv_rational(problem, damping=damping, variant=variant, maxiter=maxiter)
+    _finished_hooks(problem, result, iterates=False)
+    return _stamped(result, method)
 
 
 def _root(
@@ -475,13 +335,24 @@ def _root(
     rtol: float,
     atol: float,
     maxiter: int | None,
-    hooks: _Hooks,
+    callback: Callable[[Any], Any] | None,
+    progress: Callable[[int, Any], Any] | None,
     throw: bool,
 ) -> SolveResult:
-    operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, name)
-    _check_method(method, _ROOT_METHODS)
     d = check_nonnegative(damping, "damping")
-    if operator.psd is False:
+    problem = _posed(
+        A,
+        b,
+        name,
+        method=method,
+        choices=_ROOT_METHODS,
+        rtol=rtol,
+        atol=atol,
+        maxiter=maxiter,
+        callback=callback,
+        progress=progress,
+    )
+    if problem.operator.psd is False:
         message = (
             f"{name} needs a positive (semi-)definite operator, but this one is tagged "
             "psd=False; for an indefinite A use hvpseries.abs_inv or funm"
@@ -499,28 +370,18 @@ def _root(
             return np.maximum(shifted, 0.0) ** power
 
     if method == "series":
-        from .. import series
+        from ..series import SeriesOptions
+        from ..series._inv_sqrt import run_inv_sqrt, run_sqrt
 
-        solver = series.inv_sqrt if power < 0 else series.sqrt
-        result = solver(
-            operator, b, damping=d, rtol=rtol, atol=atol, maxiter=maxiter, callback=hooks.callback
-        )
-        hooks.finished(result, iterates=False)
-        return _with_method(result, "series", throw, damping=d)
-    result = _dispatch_funm(
-        operator,
-        b,
-        f,
-        method,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-        hooks=hooks,
-        throw=False,
-    )
-    if seen_negative and result.status in (Status.SUCCESS, Status.NONFINITE):
-        result = dataclasses.replace(result, status=Status.INDEFINITE)
-    return _with_method(result, result.info["method"], throw, damping=d)
+        run = run_inv_sqrt if power < 0 else run_sqrt
+        result = run(problem, SeriesOptions(maxiter=maxiter), damping=d)
+        _finished_hooks(problem, result, iterates=False)
+        result = _stamped(result, "series")
+    else:
+        result = _run_funm(problem, f, method, maxiter=maxiter)
+        if seen_negative and result.status in (Status.SUCCESS, Status.NONFINITE):
+            result = dataclasses.replace(result, status=Status.INDEFINITE)
+    return finish(problem, _stamped(result, result.info["method"], damping=d), throw=throw)
 
 
 def inv_sqrt(
@@ -573,7 +434,8 @@ def inv_sqrt(
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        hooks=_Hooks(callback, progress),
+        callback=callback,
+        progress=progress,
         throw=throw,
     )
 
@@ -613,7 +475,8 @@ def sqrt(
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        hooks=_Hooks(callback, progress),
+        callback=callback,
+        progress=progress,
         throw=throw,
     )
 
@@ -654,22 +517,21 @@ def sign(
     >>> hs.sign(np.diag([-3.0, 0.5, 2.0]), np.ones(3)).x
     array([-1.,  1.,  1.])
     """
-    hooks = _Hooks(callback, progress)
-    operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, "sign")
-    _check_method(method, ("auto", "lanczos", "dense"))
-    from ..krylov._tridiagonal_functions import SignFunction
-
-    return _dispatch_funm(
-        operator,
+    problem = _posed(
+        A,
         b,
-        SignFunction(),
-        method,
+        "sign",
+        method=method,
+        choices=_SIGN_METHODS,
         rtol=rtol,
         atol=atol,
         maxiter=maxiter,
-        hooks=hooks,
-        throw=throw,
+        callback=callback,
+        progress=progress,
     )
+    from ..krylov._tridiagonal_functions import SignFunction
+
+    return finish(problem, _run_funm(problem, SignFunction(), method, maxiter=maxiter), throw=throw)
 
 
 def solve(
@@ -709,27 +571,34 @@ def solve(
     >>> result.x, result.info["method"]
     (array([0.5 , 0.25]), 'dense')
     """
-    hooks = _Hooks(callback, progress)
-    operator, b = _common_checks(A, b, rtol, atol, maxiter, hooks, "solve")
-    _check_method(method, _SOLVE_METHODS)
+    problem = _posed(
+        A,
+        b,
+        "solve",
+        method=method,
+        choices=_SOLVE_METHODS,
+        rtol=rtol,
+        atol=atol,
+        maxiter=maxiter,
+        callback=callback,
+        progress=progress,
+    )
     if method == "auto":
-        method = "cg" if operator.psd else "minres"
-        if _is_small_explicit(operator):
+        method = "cg" if problem.operator.psd else "minres"
+        if is_small_dense(problem.operator):
             method = "dense"
     if method == "dense":
-        if not operator.vector_space.all_finite(b):
-            return _nonfinite_input(operator, b, "dense", throw)
+        result = _run_funm(problem, _reciprocal, "dense", maxiter=maxiter)
+    else:
+        from ..krylov._cg import run_cg
+        from ..krylov._minres import run_minres
 
-        def reciprocal(t: np.ndarray) -> np.ndarray:
-            with np.errstate(divide="ignore"):
-                return 1.0 / t
+        run = run_cg if method == "cg" else run_minres
+        result = _stamped(run(problem, maxiter=maxiter), method)
+        _finished_hooks(problem, result, iterates=False)
+    return finish(problem, result, throw=throw)
 
-        result = _dense_funm(operator, b, reciprocal, rtol=rtol, atol=atol)
-        hooks.finished(result, iterates=True)
-        return _with_method(result, "dense", throw)
-    from ..krylov import cg, minres
 
-    solver = cg if method == "cg" else minres
-    result = solver(operator, b, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback)
-    hooks.finished(result, iterates=False)
-    return _with_method(result, method, throw)
+def _reciprocal(t: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return 1.0 / t

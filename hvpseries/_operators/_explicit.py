@@ -115,6 +115,11 @@ class MatrixOperator(LinearOperator):
         """The wrapped matrix (not a copy)."""
         return self._matrix
 
+    @property
+    def is_dense(self) -> bool:
+        """Whether the wrapped matrix is a dense array (not SciPy, CuPy or torch sparse)."""
+        return self._kind == "dense"
+
     def todense(self) -> Any:
         """Return the matrix as a dense array of the operator's library."""
         if self._kind == "dense":

@@ -9,114 +9,36 @@ power of two per column (exact: no rounding is added) that brings each norm near
 the error estimates and the residual norms are divided by ``s`` afterwards. Columns whose norms
 are within the middle half of the dtype's exponent range (float32: ``2^-31 .. 2^32``, float64:
 ``2^-255 .. 2^256``) are left untouched, so well-scaled problems give bit-identical results at
-the cost of one norm of ``b``.
+the cost of one norm of ``b``. ``pose`` applies the scaling and ``finish`` undoes it
+(``_problem.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import math
-import numbers
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .._core._array_api import array_namespace, device, host_values, is_array
+from .._core._array_api import device, host_values
 from .._core._result import Status
 from .._core._vector_space import VectorSpace
-from .._operators._base import LinearOperator
-from ._symmetry_probe import probe_symmetry
 
-__all__ = ["scales_right_hand_side"]
+__all__ = [
+    "accurate_norm",
+    "as_factor",
+    "balancing_scales",
+    "log2_norms",
+    "unscale_per_column",
+    "unscaled",
+    "with_relative_estimate",
+]
 
 # Rounds of rescaling by the square root of the range: two bring even the smallest subnormal
 # (or the largest finite) entries into range; a column still of norm 0 is exactly zero.
 _ROUNDS = 2
-
-
-def scales_right_hand_side(
-    *, columnwise: bool = False
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a solver ``solver(A, b, ..., atol=)`` (and ``x0=``, ``callback=``, ``throw=``).
-
-    The caller's ``callback(xk)`` gets unscaled iterates and a ``progress(n_matvec,
-    error_estimate)`` hook unscaled estimates. Every result gets ``relative_error_estimate``
-    (``error_estimate / ||x||`` per column, from the scaled solve where there is one).
-    ``columnwise=True``: the solver solves a block column by column through its decorated
-    entry (:func:`~hvpseries.krylov.funm_lanczos`), so each column gets its own scale there.
-    """
-    return functools.partial(_decorate, columnwise=columnwise)
-
-
-def _decorate(solver: Callable[..., Any], *, columnwise: bool) -> Callable[..., Any]:
-    signature = inspect.signature(solver)
-    operator_name = next(iter(signature.parameters))
-    defaults = {
-        name: parameter.default
-        for name, parameter in signature.parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
-
-    @functools.wraps(solver)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError:
-            return solver(*args, **kwargs)  # the solver's own error for a wrong call
-        arguments = bound.arguments
-        throw = bool(arguments.get("throw", defaults.get("throw", False)))
-        if "throw" in signature.parameters:
-            arguments["throw"] = False
-        b = arguments.get("b")
-        atol = arguments.get("atol", defaults.get("atol", 0.0))
-        scales = None
-        if not (columnwise and getattr(b, "ndim", 1) == 2) and _valid_atol(atol):
-            # (an invalid atol: the solver refuses it with its own message)
-            scales = _rhs_scales(arguments.get(operator_name), b, arguments.get("x0"))
-        if scales is not None:
-            _scale_arguments(arguments, signature, b, scales)
-        operator = arguments.get(operator_name)
-        probed = probe_symmetry(operator, solver.__name__)
-        result = solver(*bound.args, **bound.kwargs)
-        if probed:
-            result = dataclasses.replace(result, n_matvec=result.n_matvec + probed)
-        if is_array(result.x):
-            xp = array_namespace(result.x)
-            space = _space(arguments.get(operator_name), xp)
-            result = with_relative_estimate(result, space)
-            if scales is not None:
-                result = unscaled(xp, b, result, scales, space)
-        return result.raise_for_status() if throw else result
-
-    return wrapper
-
-
-def _scale_arguments(
-    arguments: dict[str, Any], signature: inspect.Signature, b: Any, scales: np.ndarray
-) -> None:
-    """Replace ``b``, ``x0``, ``atol`` and the hooks by those of the scaled solve."""
-    xp = array_namespace(b)
-    factor = as_factor(xp, b, scales)
-    arguments["b"] = b * factor
-    if arguments.get("x0") is not None:
-        arguments["x0"] = arguments["x0"] * factor
-    if "atol" in signature.parameters:
-        # one absolute tolerance for all columns: the smallest scaled one holds for each
-        atol = arguments.get("atol", signature.parameters["atol"].default)
-        arguments["atol"] = float(atol) * float(np.min(scales))
-    inverse = 1.0 / scales
-    callback = arguments.get("callback")
-    if callback is not None and callable(callback):
-        unscale = as_factor(xp, b, inverse)
-        arguments["callback"] = lambda x: callback(x * unscale)
-    progress = arguments.get("progress")
-    if progress is not None and callable(progress):
-        arguments["progress"] = lambda count, value: progress(
-            count, unscale_per_column(value, inverse)
-        )
 
 
 def with_relative_estimate(result: Any, space: VectorSpace) -> Any:
@@ -135,20 +57,6 @@ def with_relative_estimate(result: Any, space: VectorSpace) -> Any:
     return dataclasses.replace(result, relative_error_estimate=value)
 
 
-def _valid_atol(atol: Any) -> bool:
-    return (
-        isinstance(atol, numbers.Real)
-        and not isinstance(atol, bool)
-        and math.isfinite(float(atol))
-        and float(atol) >= 0
-    )
-
-
-def _space(A: Any, xp: Any) -> VectorSpace:
-    """Return the operator's own space (sharded vectors); plain matrices act on local ones."""
-    return A.vector_space if isinstance(A, LinearOperator) else VectorSpace(xp)
-
-
 def log2_norms(space: VectorSpace, x: Any, norms: np.ndarray | None = None) -> np.ndarray:
     """``log2`` of the column norms of finite ``x``; an overflowing one is ``+inf``.
 
@@ -158,40 +66,6 @@ def log2_norms(space: VectorSpace, x: Any, norms: np.ndarray | None = None) -> n
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the cases sought
         exponents = np.log2(host_values(space.norm(x)) if norms is None else norms)
     return np.where(np.isnan(exponents), np.inf, exponents)
-
-
-def _rhs_scales(A: Any, b: Any, x0: Any) -> np.ndarray | None:
-    """Per-column powers of two for ``b``, or None if every column is fine as it is.
-
-    None also for input the solver will refuse or report itself (not an array, wrong shape,
-    non-finite entries), and where the scale would push ``x0`` out of range.
-    """
-    if not is_array(b) or getattr(b, "ndim", 0) not in (1, 2):
-        return None
-    try:
-        xp = array_namespace(b)
-        if not xp.isdtype(b.dtype, ("real floating", "complex floating")):
-            return None
-        shape = getattr(A, "shape", None)
-        if shape is None or len(shape) != 2 or b.shape[0] != shape[1]:
-            return None
-        if isinstance(A, LinearOperator) and A.xp is not xp:
-            return None
-        if x0 is not None and (not is_array(x0) or array_namespace(x0) is not xp):
-            return None
-        finfo = xp.finfo(b.dtype)
-    except (TypeError, ValueError):
-        return None
-    space = _space(A, xp)
-    scales = balancing_scales(space, b, finfo)
-    if scales is None:
-        return None
-    if x0 is not None:
-        with np.errstate(over="ignore"):
-            moved = log2_norms(space, x0 * as_factor(xp, b, scales))
-        if np.any(moved > math.log2(float(finfo.max)) / 2 - 1):
-            return None  # x0 does not fit the scaled problem: solve as given
-    return scales
 
 
 def balancing_scales(

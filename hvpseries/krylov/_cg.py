@@ -26,6 +26,7 @@ from ._blocks import (
 
 __all__ = ["cg"]
 
+
 def cg(
     A: Any,
     b: Any,

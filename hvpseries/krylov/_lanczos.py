@@ -170,6 +170,21 @@ def lanczos(
     if v.ndim != 1:
         message = f"lanczos needs a single starting vector of shape (n,), got {tuple(v.shape)}"
         raise ValueError(message)
+    return run_lanczos(operator, v, num_matvecs, reorthogonalize=reorthogonalize)
+
+
+def run_lanczos(
+    operator: LinearOperator, v: Any, num_matvecs: int, *, reorthogonalize: str
+) -> LanczosDecomposition:
+    """Run :func:`lanczos` on checked input: ``v`` a vector of the operator's kind.
+
+    For callers that made ``v`` themselves (the spectral estimates' random start).
+
+    Raises
+    ------
+    ValueError
+        If ``v`` is zero or not finite.
+    """
     start_norm = accurate_norm(operator.vector_space, v)
     if start_norm == 0.0 or not math.isfinite(start_norm):
         message = f"the starting vector must be nonzero and finite, its norm is {start_norm}"

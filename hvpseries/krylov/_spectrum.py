@@ -137,7 +137,7 @@ def spectral_bounds(A: Any, *, num_matvecs: int = 20, seed: int = 0) -> Spectral
     >>> bool(3.0 <= bounds.max_abs <= 4.5)
     True
     """
-    from ._lanczos import lanczos
+    from ._lanczos import run_lanczos
 
     operator = aslinearoperator(A)
     if not operator.is_square:
@@ -151,7 +151,7 @@ def spectral_bounds(A: Any, *, num_matvecs: int = 20, seed: int = 0) -> Spectral
         message = "spectral_bounds needs a non-empty operator (got shape (0, 0))"
         raise ValueError(message)
     start = _random_start(operator, seed)
-    decomposition = lanczos(operator, start, min(num_matvecs, n), reorthogonalize="full")
+    decomposition = run_lanczos(operator, start, min(num_matvecs, n), reorthogonalize="full")
     if not (np.all(np.isfinite(decomposition.alpha)) and np.all(np.isfinite(decomposition.beta))):
         message = (
             "the operator produced NaN or infinite values on a finite vector; check its matvec "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Iterable
 from typing import Any
@@ -141,12 +142,13 @@ class SeriesSFN(SaddleFreeNewton):
             damping_max=damping_max,
             reject_increase=reject_increase,
         )
-        self._series_options = {
-            "num_terms": num_terms,
-            "acceleration": acceleration,
-            "order": order,
-            "scale": scale,
-        }
+        self._running_max = scale == _RUNNING_MAX  # the scale is then set per step
+        self._series_options = series.SeriesOptions(
+            num_terms=num_terms,
+            acceleration=acceleration,
+            order=order,
+            scale="auto" if self._running_max else scale,
+        )
 
     def _initial_state(self, state: dict[str, Any]) -> None:
         state["scale"] = PAPER_INITIAL_SCALE
@@ -154,31 +156,25 @@ class SeriesSFN(SaddleFreeNewton):
     def _direction(
         self, hessian: LinearOperator, gradient: torch.Tensor, damping: float, state: dict[str, Any]
     ) -> tuple[torch.Tensor, Any]:
-        options = dict(self._series_options)
-        scale = options.pop("scale")
-        if scale == _RUNNING_MAX:
-            paper_rule = options["acceleration"] == "wynn" and options["order"] == 1
+        options = self._series_options
+        if self._running_max:
+            paper_rule = options.acceleration == "wynn" and options.order == 1
             if paper_rule:  # the series computes ||H^2 g|| / ||g|| from its first term, free
+                options = dataclasses.replace(options, scale=state["scale"])
                 result = series.abs_inv(
-                    hessian,
-                    gradient,
-                    damping=damping,
-                    scale=state["scale"],
-                    paper=True,
-                    num_terms=options["num_terms"],
+                    hessian, gradient, damping=damping, paper=True, options=options
                 )
             else:
                 squared = hessian.matvec(hessian.matvec(gradient))
                 lower = float(
                     torch.linalg.vector_norm(squared) / torch.linalg.vector_norm(gradient)
                 )
-                result = series.abs_inv(
-                    hessian, gradient, damping=damping, scale=max(state["scale"], lower), **options
-                )
+                options = dataclasses.replace(options, scale=max(state["scale"], lower))
+                result = series.abs_inv(hessian, gradient, damping=damping, options=options)
             if result.status is Status.DIVERGED:
                 state["scale"] = 4.0 * max(state["scale"], float(result.info["scale"]))
             else:
                 state["scale"] = max(state["scale"], float(result.info["scale"]))
         else:
-            result = series.abs_inv(hessian, gradient, damping=damping, scale=scale, **options)
+            result = series.abs_inv(hessian, gradient, damping=damping, options=options)
         return result.x, result

@@ -7,6 +7,7 @@ scaling, stable coefficients, error estimates and acceleration:
   saddle-free Newton direction), two matvecs per term;
 - :func:`inv_sqrt`, :func:`sqrt`: ``M^-1/2 b`` and ``M^1/2 b`` for positive definite ``M``;
 - :func:`neumann`: ``A^-1 b`` for positive definite ``A`` (Neumann series);
+- :class:`SeriesOptions`: their shared controls (budget, scale, accelerator) as one value;
 - :func:`coefficients`: the exact float64 coefficients of these series.
 """
 
@@ -14,6 +15,7 @@ from ._abs_inv import abs_inv
 from ._coefficients import coefficients
 from ._inv_sqrt import inv_sqrt, sqrt
 from ._neumann import neumann
+from ._options import SeriesOptions
 
 __all__ = [
     # solvers
@@ -21,6 +23,8 @@ __all__ = [
     "inv_sqrt",
     "neumann",
     "sqrt",
+    # controls
+    "SeriesOptions",
     # coefficients
     "coefficients",
 ]

@@ -2,7 +2,8 @@
 
 Every solver of :mod:`hvpseries.series` computes ``prefactor * sum_n c_n v_n`` with
 ``v_0 = b`` and ``v_n = alpha v_{n-1} - (1/V) M v_{n-1}`` where ``M`` is ``A^2`` (two matvecs)
-or ``A`` (one matvec); the front ends choose ``M``, ``V``, ``alpha`` and the coefficients.
+or ``A`` (one matvec); the solvers choose ``M``, ``V``, ``alpha`` and the coefficients
+(:class:`SeriesSetup`), and :func:`run` sums the series for their posed problem.
 """
 
 from __future__ import annotations
@@ -12,22 +13,26 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .._core._array_api import add_scaled, epsilon, host_values
+from .._core._array_api import add_scaled, device, epsilon, host_values
 from .._core._result import SolveResult, Status
 from .._core._vector_space import VectorSpace
-from ..acceleration._levin import levin_window
-from ..acceleration._sequence import finish
-from ..acceleration._wynn import epsilon_table
-from ._coefficients import CoefficientStream, generating_function
+from .._solve._problem import Problem, pose
+from ._accelerator import SumAccelerator, host_norms, real_part
+from ._coefficients import CoefficientStream
+from ._options import SeriesOptions
 
-__all__ = ["ACCELERATIONS", "SeriesSetup", "check_acceleration", "run_series", "trivial_rhs"]
-
-ACCELERATIONS = ("wynn", "wynn-sablonniere", "levin", "aitken", "tail", None)
+__all__ = [
+    "DEFAULT_MAXITER",
+    "DEFAULT_RTOL",
+    "SeriesSetup",
+    "pose_series",
+    "run",
+    "trivial_rhs",
+]
 
 #: Default cap on the number of terms when a tolerance is given without maxiter or num_terms.
 DEFAULT_MAXITER = 1000
@@ -37,7 +42,7 @@ DEFAULT_RTOL = 1e-6
 
 @dataclass
 class SeriesSetup:
-    """What a front end hands to :func:`run_series`."""
+    """What a solver hands to :func:`run`: the series operator, scale and coefficients."""
 
     apply: Callable[[Any], Any]  # v -> M v (M = A^2 or A)
     matvecs_per_apply: int
@@ -49,271 +54,121 @@ class SeriesSetup:
     first_product: Any = None  # M b if already computed (lower-bound scale)
     spd_method: bool = False  # growth with x > 1 means a negative eigenvalue: INDEFINITE
     info: dict[str, Any] = field(default_factory=dict)
-    space: VectorSpace | None = None  # the operator's vector space (local if None)
 
 
-def check_acceleration(acceleration: Any, order: Any) -> None:
-    """Validate ``acceleration`` and ``order``."""
-    from ..acceleration._wynn import check_order
+def trivial_rhs(problem: Problem) -> bool:
+    """Whether ``b`` is all zeros or not finite (answered without any matvec).
 
-    if acceleration not in ACCELERATIONS:
-        message = (
-            "acceleration must be 'wynn', 'wynn-sablonniere', 'levin', 'aitken', 'tail' or None, "
-            f"got {acceleration!r}"
-        )
-        raise ValueError(message)
-    check_order(order)
-    if acceleration == "aitken" and order != 1:
-        message = f"acceleration='aitken' has order 1 only, got order={order!r}"
-        raise ValueError(message)
+    From the norms the problem keeps: a non-finite norm (a non-finite ``b``, or a finite one
+    whose norm overflows) counts as not finite.
+    """
+    norms = problem.b_norms
+    return not (problem.finite and np.all(np.isfinite(norms))) or not np.any(norms)
 
 
-def trivial_rhs(b: Any, space: VectorSpace | None = None) -> bool:
-    """Whether ``b`` is all zeros or has a non-finite entry (answered without any matvec)."""
-    if space is None:
-        space = VectorSpace(_namespace_of(b))
-    norms = _norms(space, b)
-    return not np.all(np.isfinite(norms)) or not np.any(norms)
+def pose_series(A: Any, b: Any, *, method: str, rtol: Any, atol: Any, callback: Any) -> Problem:
+    """Pose a series solver's call (:func:`~hvpseries._solve._problem.pose`; ``rtol`` may be None).
+
+    The series are linear in ``b`` and solve a block's columns together, so a badly scaled
+    ``b`` is rescaled as a whole (per column).
+    """
+    return pose(A, b, method=method, rtol=rtol, atol=atol, callback=callback, rtol_may_be_none=True)
 
 
-def _host(xp: ModuleType, x: Any) -> np.ndarray:
-    """Small per-column quantities (norms) as a float64 host array, in one transfer."""
-    return host_values(x)
-
-
-def _norms(space: VectorSpace, x: Any) -> np.ndarray:
-    return _host(space.xp, space.norm(x))
-
-
-def _report(values: np.ndarray, block: bool) -> Any:
-    return values.copy() if block else float(values[0])
-
-
-class _Accelerator:
-    """Applies the chosen accelerator to the latest partial sums (and terms, for ``"tail"``)."""
-
-    def __init__(
-        self, space: VectorSpace, kind: str, order: int, stream: CoefficientStream
-    ) -> None:
-        self.space = space
-        self.xp = space.xp
-        self.kind = kind
-        self.order = order
-        self.stream = stream
-        self.width = 2 * order + 1
-        self.minimum_terms = 2 if kind == "tail" else 2 * order + 1
-
-    def __call__(
-        self,
-        sums: list[Any],
-        n: int,
-        v: Any,
-        v_previous: Any,
-        norms: np.ndarray,
-        norms_previous: np.ndarray,
-    ) -> Any:
-        """Estimate the limit after term ``n``; ``sums`` ends with ``S_n`` (and starts earlier).
-
-        ``v`` and ``v_previous`` are ``v_n`` and ``v_{n-1}``, ``norms`` and ``norms_previous``
-        their (column) norms.
-        """
-        xp = self.xp
-        if self.kind == "tail":
-            return self._tail(sums[-1], n, v, v_previous)
-        if self.kind in ("wynn", "wynn-sablonniere") and self.order == 1:
-            return self._wynn_first_order(sums, n, v, v_previous, norms, norms_previous)
-        window = sums[-self.width :]
-        if self.kind == "levin":
-            terms = [sums[j + 1] - sums[j] for j in range(len(sums) - 1)][-self.width :]
-            # The t transform: the remainder estimate is the last term.
-            estimate, bad = levin_window(xp, window, terms, n - 2 * self.order, "t")
-        elif self.kind == "aitken":
-            first, middle, last = window
-            step = last - middle
-            curvature = step - (middle - first)
-            bad = curvature == 0
-            estimate = last - step * step / xp.where(bad, 1.0, curvature)
-        else:
-            modifier = "sablonniere" if self.kind == "wynn-sablonniere" else None
-            estimate, bad = epsilon_table(
-                xp, window, self.order, modifier=modifier, space=self.space
-            )
-        return finish(xp, estimate, window[-1], bad, False, self.space)
-
-    def _wynn_first_order(
-        self,
-        sums: list[Any],
-        n: int,
-        v: Any,
-        v_previous: Any,
-        norms: np.ndarray,
-        norms_previous: np.ndarray,
-    ) -> Any:
-        """Order-1 vector epsilon (Samelson inverse) in closed form from the last two terms.
-
-        With the terms ``d1 = c_{n-1} v_{n-1}`` and ``d2 = c_n v_n`` (the differences of the
-        window ``S_{n-2}, S_{n-1}, S_n``), ``e = S_{n-1} + w ((d2)^-1 - (d1)^-1)^-1`` and
-        ``u^-1 = conj(u) / |u|^2`` simplify to
-        ``e = S_{n-1} + w (|d1|^2 d2 - |d2|^2 d1) / |d1 - d2|^2`` (``w = 1``, or 2 for
-        Sablonniere's modifier): one new vector ``d1 - d2`` and its norm, the rest from the
-        known norms of the terms: about half the memory traffic of the general table
-        (:func:`epsilon_table`), and no differences of partial sums, which cost the table about
-        ``|S| / |d1 - d2|`` ulps. A zero ``d1``, ``d2`` or ``d1 - d2`` (no defined inverse), or
-        a non-finite correction, returns ``S_n``, as the table does.
-        """
-        xp, space = self.xp, self.space
-        weight = 2.0 if self.kind == "wynn-sablonniere" else 1.0
-        coefficient, coefficient_previous = self.stream[n], self.stream[n - 1]
-        gap = add_scaled(v_previous * coefficient_previous, v, -coefficient)  # d1 - d2
-        with np.errstate(over="ignore", under="ignore"):  # huge or tiny terms: S_n below
-            gap_squared = _norms(space, gap) ** 2
-            first_squared = (coefficient_previous * norms_previous) ** 2  # |d1|^2
-            second_squared = (coefficient * norms) ** 2  # |d2|^2
-        if v.ndim == 1:  # host scalars as Python floats: NumPy calls cost more than the sums
-            first, second, gap_value = (
-                float(a[0]) for a in (first_squared, second_squared, gap_squared)
-            )
-            scale = weight / gap_value if 0 < gap_value < math.inf else math.inf
-            if first == 0 or second == 0 or not math.isfinite(scale * max(first, second)):
-                return xp.asarray(sums[-1], copy=True)
-            estimate = add_scaled(sums[-2], v, scale * first * coefficient)
-            estimate = add_scaled(estimate, v_previous, -scale * second * coefficient_previous)
-            return estimate if space.all_finite(estimate) else xp.asarray(sums[-1], copy=True)
-        bad = (first_squared == 0) | (second_squared == 0) | (gap_squared == 0)
-        bad |= ~np.isfinite(gap_squared)
-        with np.errstate(over="ignore", invalid="ignore"):
-            scale = np.where(bad, 0.0, weight / np.where(bad, 1.0, gap_squared))
-            along_v = scale * first_squared * coefficient  # the factor of v_n
-            along_previous = -scale * second_squared * coefficient_previous  # of v_{n-1}
-        bad |= ~(np.isfinite(along_v) & np.isfinite(along_previous))
-        device = _device_of(v)
-        estimate = sums[-2] + v * xp.asarray(along_v, dtype=v.dtype, device=device)
-        estimate += v_previous * xp.asarray(along_previous, dtype=v.dtype, device=device)
-        flag = xp.asarray([bool(value) for value in bad], device=device)
-        return finish(xp, estimate, sums[-1], flag, False, space)
-
-    def _tail(self, partial_sum: Any, n: int, v: Any, v_previous: Any) -> Any:
-        """``S_n + T_n(x) v_n``: the exact tail of the series for one eigen-component.
-
-        ``x`` is the Rayleigh quotient ``(v_n . v_{n-1}) / (v_{n-1} . v_{n-1})`` of ``Z``, the
-        eigenvalue of the slowest component that dominates ``v_n``, and
-        ``T_n(x) = sum_{j>n} c_j x^{j-n}`` is summed on the host from the known coefficients.
-        """
-        xp = self.xp
-        numerator = _host(xp, _real(xp, self.space.inner(v, v_previous)))
-        denominator = _host(xp, _real(xp, self.space.inner(v_previous, v_previous)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x = np.where(denominator > 0, numerator / denominator, 0.0)
-        factors = [tail_factor(self.stream, n, float(value)) for value in np.clip(x, -1.0, 1.0)]
-        if v.ndim == 1:
-            return partial_sum + factors[0] * v
-        row = xp.asarray(factors, dtype=v.dtype, device=_device_of(v))
-        return partial_sum + row * v
-
-
-def tail_factor(stream: CoefficientStream, n: int, x: float) -> float:
-    """``T_n(x) = sum_{j>=1} c_{n+j} x^j`` in float64 on the host (0 where it is infinite)."""
-    if x == 0.0 or not math.isfinite(x):
-        return 0.0
-    limit = generating_function(stream.kind, x, stream.delta)
-    if not math.isfinite(limit):
-        return 0.0
-    if n * math.log(abs(x)) > -300.0:
-        # Closed form (f(x) - P_n(x)) / x^n with P_n the partial sum of the power series.
-        head = np.polynomial.polynomial.polyval(x, stream.first(n + 1))
-        return float((limit - head) / x**n)
-    # x^n underflows: sum the rapidly decaying tail directly.
-    count = min(math.ceil(-40.0 / math.log(abs(x))) + 1, 1_000_000)
-    coefficients = stream.first(n + count + 1)[n + 1 :]
-    return float(np.polynomial.polynomial.polyval(x, np.concatenate([[0.0], coefficients])))
-
-
-def run_series(
-    b: Any,
-    setup: SeriesSetup,
-    *,
-    num_terms: int | None,
-    rtol: float | None,
-    atol: float,
-    maxiter: int | None,
-    acceleration: str | None,
-    order: int,
-    callback: Callable[[Any], Any] | None,
-    throw: bool,
-    safeguard: bool = True,
+def run(
+    problem: Problem, setup: SeriesSetup, options: SeriesOptions, *, safeguard: bool = True
 ) -> SolveResult:
-    """Sum the series for ``b`` (a vector or an ``(n, k)`` block) and build the result.
+    """Sum the series of ``setup`` for the posed ``problem`` and return the raw result.
 
+    ``b`` is a vector or an ``(n, k)`` block; ``problem.rtol``, ``problem.atol`` and
+    ``options`` choose the stop. ``safeguard``: return the accelerated value only where its
+    estimate beats the plain sum's (``False`` for the paper's rule: always accelerated).
     Overflow becomes ``Status.NONFINITE``, not a NumPy warning (the loop checks every term).
+    The result is the raw one, for :func:`hvpseries._solve._problem.finish`.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        return _run_series(
-            b,
-            setup,
-            num_terms=num_terms,
-            rtol=rtol,
-            atol=atol,
-            maxiter=maxiter,
-            acceleration=acceleration,
-            order=order,
-            callback=callback,
-            throw=throw,
-            safeguard=safeguard,
-        )
+        return _Summation(problem, setup, options, safeguard).run()
 
 
-def _run_series(
-    b: Any,
-    setup: SeriesSetup,
-    *,
-    num_terms: int | None,
-    rtol: float | None,
-    atol: float,
-    maxiter: int | None,
-    acceleration: str | None,
-    order: int,
-    callback: Callable[[Any], Any] | None,
-    throw: bool,
-    safeguard: bool,
-) -> SolveResult:
-    xp = _namespace_of(b)
-    space = setup.space if setup.space is not None else VectorSpace(xp)
-    block = b.ndim == 2
-    eps = epsilon(xp, b.dtype)
-    growth_tolerance = 1.0 + math.sqrt(eps)
+@dataclass(frozen=True)
+class _Stop:
+    """When the summation stops: the term budget and the tolerance test."""
+
+    budget: int  # most terms
+    tolerance_mode: bool  # stop on the estimates (else: sum the budget)
+    rtol: float  # 0.0 without rtol
+    atol: float
+
+
+def _stop(problem: Problem, options: SeriesOptions) -> _Stop:
+    rtol, num_terms, maxiter = problem.rtol, options.num_terms, options.maxiter
     if num_terms is None and rtol is None:
         rtol = DEFAULT_RTOL
-    tolerance_mode = rtol is not None or atol > 0
-    rtol_value = 0.0 if rtol is None else float(rtol)
     budget = num_terms if num_terms is not None else (maxiter or DEFAULT_MAXITER)
     if num_terms is not None and maxiter is not None:
         budget = min(num_terms, maxiter)
-    V = setup.scale
-    alpha = 1.0 - setup.shift / V
-    inverse_scale = 1.0 / V
-    prefactor = setup.prefactor
-    stream = setup.stream
-    columns = b.shape[1] if block else 1
-    info = dict(setup.info)
-    info.update(
-        scale=V,
-        coefficients=stream.kind,
-        acceleration=acceleration,
-        order=order if acceleration is not None else None,
+    return _Stop(
+        budget=budget,
+        tolerance_mode=rtol is not None or problem.atol > 0,
+        rtol=0.0 if rtol is None else float(rtol),
+        atol=problem.atol,
     )
-    if stream.kind == "damped":
-        info["delta"] = stream.delta
-    accelerate = None
-    if acceleration is not None:
-        accelerate = _Accelerator(space, acceleration, order, stream)
-    width = 2 * order + 3  # the window, one older sum, and S_{-1} = 0 at the start
 
-    def result(x: Any, status: Status, n_terms: int, estimate: Any, extra: dict) -> SolveResult:
+
+class _Summation:
+    """One run of the series: the state of the loop from ``S_0 = c_0 b`` to the result.
+
+    ``v_previous`` is the latest term, ``partial_sum`` the latest plain sum ``S_n`` and
+    ``sums`` the window of the accelerator; ``plain_estimate`` and ``accelerated_estimate``
+    are the error estimates of the plain and the latest accelerated value (``accelerated``,
+    computed after term ``accelerated_at``; ``fresh`` when that was the last term summed).
+    """
+
+    def __init__(
+        self, problem: Problem, setup: SeriesSetup, options: SeriesOptions, safeguard: bool
+    ) -> None:
+        b = problem.b
+        self.problem, self.setup, self.safeguard = problem, setup, safeguard
+        self.xp, self.space, self.b = problem.xp, problem.space, b
+        self.callback = problem.callback
+        self.block = b.ndim == 2
+        self.columns = b.shape[1] if self.block else 1
+        self.eps = epsilon(self.xp, b.dtype)
+        self.growth_tolerance = 1.0 + math.sqrt(self.eps)
+        self.stop = _stop(problem, options)
+        self.V = setup.scale
+        self.alpha = 1.0 - setup.shift / self.V
+        self.inverse_scale = 1.0 / self.V
+        self.prefactor = setup.prefactor
+        self.stream = setup.stream
+        self.info = _initial_info(setup, options)
+        self.accelerate = None
+        if options.acceleration is not None:
+            self.accelerate = SumAccelerator(
+                self.space, options.acceleration, options.order, self.stream
+            )
+        self.width = 2 * options.order + 3  # the window, one older sum, and S_{-1} = 0
+
+    def run(self) -> SolveResult:
+        """Sum the series and return the result."""
+        if trivial_rhs(self.problem):
+            return self._trivial_result()
+        self._start()
+        for n in range(1, self.stop.budget):
+            if self._add_term(n):
+                break
+        return self._final_result()
+
+    def _result(
+        self, x: Any, status: Status, n_terms: int, estimate: Any, extra: dict[str, Any]
+    ) -> SolveResult:
+        info = self.info
         info.update(extra)
         info.setdefault("advice", None if status.usable else status.value)
         applies = max(n_terms - 1, 0) + info.get("classification_applies", 0)
-        n_matvec = setup.n_matvec_before + setup.matvecs_per_apply * columns * applies
-        outcome = SolveResult(
+        setup = self.setup
+        n_matvec = setup.n_matvec_before + setup.matvecs_per_apply * self.columns * applies
+        return SolveResult(
             x=x,
             status=status,
             n_matvec=n_matvec,
@@ -321,32 +176,39 @@ def _run_series(
             error_estimate=estimate,
             info=info,
         )
-        return outcome.raise_for_status() if throw else outcome
 
-    b_norms = _norms(space, b)
-    if not np.all(np.isfinite(b_norms)):
-        nan = xp.full(b.shape, math.nan, dtype=b.dtype, device=_device_of(b))
-        none = np.full(columns, math.nan)
-        return result(nan, Status.NONFINITE, 0, _report(none, block), {"returned": None})
-    if not np.any(b_norms):
-        zeros = xp.zeros(b.shape, dtype=b.dtype, device=_device_of(b))
-        zero = np.zeros(columns)
+    def _trivial_result(self) -> SolveResult:
+        """NaN for a non-finite ``b`` (``NONFINITE``), zeros for a zero one (``SUCCESS``)."""
+        xp, b, block = self.xp, self.b, self.block
+        if not np.all(np.isfinite(self.problem.b_norms)):
+            nan = xp.full(b.shape, math.nan, dtype=b.dtype, device=device(b))
+            none = np.full(self.columns, math.nan)
+            return self._result(nan, Status.NONFINITE, 0, _report(none, block), {"returned": None})
+        zeros = xp.zeros(b.shape, dtype=b.dtype, device=device(b))
+        zero = np.zeros(self.columns)
         extra = {"returned": "plain", "plain_error_estimate": _report(zero, block)}
-        return result(zeros, Status.SUCCESS, 0, _report(zero, block), extra)
+        return self._result(zeros, Status.SUCCESS, 0, _report(zero, block), extra)
 
-    partial_sum = stream[0] * b
-    sums: deque[Any] = deque([xp.zeros_like(b), partial_sum], maxlen=width)
-    v_previous, norms_previous = b, b_norms
-    norm_bound = abs(stream[0]) * b_norms
-    growth_limit = 1.5 * b_norms
-    plain_estimate = np.full(columns, math.inf)
-    accelerated_estimate = np.full(columns, math.inf)
-    accelerated, accelerated_at, fresh = None, -1, False
-    changes: deque[np.ndarray] = deque(maxlen=3)
-    ratio = np.zeros(columns)
-    status = Status.COMPLETED if not tolerance_mode else Status.MAX_ITERATIONS
-    n_terms = 1
-    for n in range(1, budget):
+    def _start(self) -> None:
+        """Set the state after the first term ``S_0 = c_0 b``."""
+        b, b_norms, columns = self.b, self.problem.b_norms, self.columns
+        self.partial_sum = self.stream[0] * b
+        self.sums: deque[Any] = deque([self.xp.zeros_like(b), self.partial_sum], maxlen=self.width)
+        self.v_previous, self.norms_previous = b, b_norms
+        self.norm_bound = abs(self.stream[0]) * b_norms
+        self.growth_limit = 1.5 * b_norms
+        self.plain_estimate = np.full(columns, math.inf)
+        self.accelerated_estimate = np.full(columns, math.inf)
+        self.accelerated: Any = None
+        self.accelerated_at, self.fresh = -1, False
+        self.changes: deque[np.ndarray] = deque(maxlen=3)
+        self.ratio = np.zeros(columns)
+        self.status = Status.COMPLETED if not self.stop.tolerance_mode else Status.MAX_ITERATIONS
+        self.n_terms = 1
+
+    def _next_term(self, n: int) -> Any:
+        """``v_n = alpha v_{n-1} - M v_{n-1} / V``."""
+        setup, v_previous, alpha = self.setup, self.v_previous, self.alpha
         if n == 1 and setup.first_product is not None:
             product = setup.first_product
         else:
@@ -354,97 +216,151 @@ def _run_series(
         # v = alpha v_previous - product / V, written in place on one fresh array: two large
         # temporaries alive at once cost more than the arithmetic (allocator page faults).
         if alpha == 1.0:
-            v = add_scaled(v_previous, product, -inverse_scale)
-        elif alpha == 0.0:
-            v = product * -inverse_scale
-        else:
-            v = product * (-inverse_scale / alpha)
-            v += v_previous
-            v *= alpha
-        norms = _norms(space, v)
-        ratio, contracting = _contraction(norms, norms_previous, growth_limit, growth_tolerance)
-        if not contracting:
-            n_terms = n + 1
-            if not np.all(np.isfinite(norms)):
-                status = Status.NONFINITE
-            else:
-                status = _growth_status(
-                    space, setup, v, v_previous, ratio, growth_tolerance, info, V
-                )
-            break
-        coefficient = stream[n]
-        # a fresh array: the window keeps the older sums intact
-        partial_sum = add_scaled(partial_sum, v, coefficient)
-        sums.append(partial_sum)
-        n_terms = n + 1
-        v_older, v_previous = v_previous, v
-        norms_older, norms_previous = norms_previous, norms
-        last_step = n_terms >= budget
-        accelerate_now = (
-            accelerate is not None
-            and n_terms >= accelerate.minimum_terms
-            and (n_terms >= budget - 2 or (tolerance_mode and _accelerate_now(n)))
+            return add_scaled(v_previous, product, -self.inverse_scale)
+        if alpha == 0.0:
+            return product * -self.inverse_scale
+        v = product * (-self.inverse_scale / alpha)
+        v += v_previous
+        v *= alpha
+        return v
+
+    def _add_term(self, n: int) -> bool:
+        """Add term ``n`` to the sums and estimates; return whether the run stops here."""
+        stop = self.stop
+        v = self._next_term(n)
+        norms = host_norms(self.space, v)
+        self.ratio, contracting = _contraction(
+            norms, self.norms_previous, self.growth_limit, self.growth_tolerance
         )
-        if tolerance_mode or last_step or accelerate_now:
+        if not contracting:
+            self.n_terms = n + 1
+            self.status = self._growth(v, norms)
+            return True
+        coefficient = self.stream[n]
+        # a fresh array: the window keeps the older sums intact
+        self.partial_sum = add_scaled(self.partial_sum, v, coefficient)
+        self.sums.append(self.partial_sum)
+        self.n_terms = n + 1
+        v_older, self.v_previous = self.v_previous, v
+        norms_older, self.norms_previous = self.norms_previous, norms
+        last_step = self.n_terms >= stop.budget
+        accelerate_now = (
+            self.accelerate is not None
+            and self.n_terms >= self.accelerate.minimum_terms
+            and (self.n_terms >= stop.budget - 2 or (stop.tolerance_mode and _accelerate_now(n)))
+        )
+        if stop.tolerance_mode or last_step or accelerate_now:
             # A contraction within rounding of 1 cannot be told from 1 (a zero eigenvalue of
             # the damped series): geometric tail estimates built from it would be rounding
             # noise, and would differ from backend to backend.
-            ratio = np.where(ratio > 1.0 - 16.0 * eps, np.maximum(ratio, 1.0), ratio)
-        if tolerance_mode or last_step:
-            plain_estimate = _tail_estimate(prefactor, stream, n, norms, ratio)
-        fresh = False
+            ratio = self.ratio
+            self.ratio = np.where(ratio > 1.0 - 16.0 * self.eps, np.maximum(ratio, 1.0), ratio)
+        if stop.tolerance_mode or last_step:
+            self.plain_estimate = _tail_estimate(self.prefactor, self.stream, n, norms, self.ratio)
+        self.fresh = False
         if accelerate_now:
-            latest = accelerate(list(sums), n, v, v_older, norms, norms_older)
-            if accelerated is not None and accelerated_at == n - 1:
-                changes.append(abs(prefactor) * _norms(space, latest - accelerated))
-            else:
-                changes.clear()
-            accelerated, accelerated_at, fresh = latest, n, True
-            accelerated_estimate = _accelerated_tail(changes, ratio, columns)
-        if tolerance_mode:
-            current = accelerated_estimate if fresh else np.full(columns, math.inf)
-            if safeguard or accelerated is None:
-                best = np.minimum(plain_estimate, current)
-            else:
-                best = current
-            # ||x|| <= |prefactor| sum_j |c_j| ||v_j||: skip the norm while even that bound
-            # cannot meet the test (saves a vector pass per term far from convergence).
-            norm_bound += abs(coefficient) * norms
-            reachable = best <= np.maximum(rtol_value * abs(prefactor) * norm_bound, atol)
-            if np.all(reachable):
-                solution_norms = abs(prefactor) * _norms(space, partial_sum)
-                reachable = best <= np.maximum(rtol_value * solution_norms, atol)
-            if np.all(reachable):
-                status = Status.SUCCESS
-                if callback is not None:
-                    callback(prefactor * partial_sum)
-                break
-        if callback is not None:
-            callback(prefactor * partial_sum)
+            self._accelerate(n, v, v_older, norms, norms_older)
+        if stop.tolerance_mode and self._converged(coefficient, norms):
+            self.status = Status.SUCCESS
+            if self.callback is not None:
+                self.callback(self.prefactor * self.partial_sum)
+            return True
+        if self.callback is not None:
+            self.callback(self.prefactor * self.partial_sum)
+        return False
 
-    info["ratio"] = _report(ratio, block)
-    info["plain_error_estimate"] = _report(plain_estimate, block)
-    if status in (Status.NONFINITE, Status.DIVERGED, Status.INDEFINITE):
-        info["returned"] = "plain"
-        return result(prefactor * partial_sum, status, n_terms, _report(plain_estimate, block), {})
-    if accelerated is None or not fresh:
-        info["returned"] = "plain"
-        return result(prefactor * partial_sum, status, n_terms, _report(plain_estimate, block), {})
-    if not safeguard:
-        info["returned"] = "accelerated"
-        return result(
-            prefactor * accelerated, status, n_terms, _report(accelerated_estimate, block), {}
+    def _growth(self, v: Any, norms: np.ndarray) -> Status:
+        """Return the status of a run whose latest term ``v`` did not contract."""
+        if not np.all(np.isfinite(norms)):
+            return Status.NONFINITE
+        return _growth_status(
+            self.space,
+            self.setup,
+            v,
+            self.v_previous,
+            self.ratio,
+            self.growth_tolerance,
+            self.info,
+            self.V,
         )
-    use_accelerated = accelerated_estimate <= plain_estimate
-    estimate = np.where(use_accelerated, accelerated_estimate, plain_estimate)
-    if block:
-        mask = xp.asarray([bool(u) for u in use_accelerated], device=_device_of(b))
-        x = xp.where(mask, accelerated, partial_sum)
-        info["returned"] = ["accelerated" if u else "plain" for u in use_accelerated]
-    else:
-        x = accelerated if use_accelerated[0] else partial_sum
-        info["returned"] = "accelerated" if use_accelerated[0] else "plain"
-    return result(prefactor * x, status, n_terms, _report(estimate, block), {})
+
+    def _accelerate(
+        self, n: int, v: Any, v_older: Any, norms: np.ndarray, norms_older: np.ndarray
+    ) -> None:
+        """Accelerate after term ``n`` and estimate the error from the last changes."""
+        assert self.accelerate is not None
+        latest = self.accelerate(list(self.sums), n, v, v_older, norms, norms_older)
+        if self.accelerated is not None and self.accelerated_at == n - 1:
+            self.changes.append(
+                abs(self.prefactor) * host_norms(self.space, latest - self.accelerated)
+            )
+        else:
+            self.changes.clear()
+        self.accelerated, self.accelerated_at, self.fresh = latest, n, True
+        self.accelerated_estimate = _accelerated_tail(self.changes, self.ratio, self.columns)
+
+    def _converged(self, coefficient: float, norms: np.ndarray) -> bool:
+        """Whether the best estimate meets ``max(rtol ||x||, atol)`` in every column."""
+        stop, prefactor, columns = self.stop, self.prefactor, self.columns
+        current = self.accelerated_estimate if self.fresh else np.full(columns, math.inf)
+        if self.safeguard or self.accelerated is None:
+            best = np.minimum(self.plain_estimate, current)
+        else:
+            best = current
+        # ||x|| <= |prefactor| sum_j |c_j| ||v_j||: skip the norm while even that bound
+        # cannot meet the test (saves a vector pass per term far from convergence).
+        self.norm_bound += abs(coefficient) * norms
+        reachable = best <= np.maximum(stop.rtol * abs(prefactor) * self.norm_bound, stop.atol)
+        if np.all(reachable):
+            solution_norms = abs(prefactor) * host_norms(self.space, self.partial_sum)
+            reachable = best <= np.maximum(stop.rtol * solution_norms, stop.atol)
+        return bool(np.all(reachable))
+
+    def _final_result(self) -> SolveResult:
+        """Return the plain or the accelerated value (per column), whichever estimate is lower."""
+        info, block, prefactor = self.info, self.block, self.prefactor
+        status, n_terms, plain = self.status, self.n_terms, self.plain_estimate
+        info["ratio"] = _report(self.ratio, block)
+        info["plain_error_estimate"] = _report(plain, block)
+        failed = status in (Status.NONFINITE, Status.DIVERGED, Status.INDEFINITE)
+        if failed or self.accelerated is None or not self.fresh:
+            info["returned"] = "plain"
+            x = prefactor * self.partial_sum
+            return self._result(x, status, n_terms, _report(plain, block), {})
+        accelerated, accelerated_estimate = self.accelerated, self.accelerated_estimate
+        if not self.safeguard:
+            info["returned"] = "accelerated"
+            x = prefactor * accelerated
+            return self._result(x, status, n_terms, _report(accelerated_estimate, block), {})
+        use_accelerated = accelerated_estimate <= plain
+        estimate = np.where(use_accelerated, accelerated_estimate, plain)
+        if block:
+            mask = self.xp.asarray([bool(u) for u in use_accelerated], device=device(self.b))
+            x = self.xp.where(mask, accelerated, self.partial_sum)
+            info["returned"] = ["accelerated" if u else "plain" for u in use_accelerated]
+        else:
+            x = accelerated if use_accelerated[0] else self.partial_sum
+            info["returned"] = "accelerated" if use_accelerated[0] else "plain"
+        return self._result(prefactor * x, status, n_terms, _report(estimate, block), {})
+
+
+def _initial_info(setup: SeriesSetup, options: SeriesOptions) -> dict[str, Any]:
+    """Return the solver's ``info`` with the keys every series result has from the start."""
+    info = dict(setup.info)
+    acceleration = options.acceleration
+    info.update(
+        scale=setup.scale,
+        coefficients=setup.stream.kind,
+        acceleration=acceleration,
+        order=options.order if acceleration is not None else None,
+    )
+    if setup.stream.kind == "damped":
+        info["delta"] = setup.stream.delta
+    return info
+
+
+def _report(values: np.ndarray, block: bool) -> Any:
+    return values.copy() if block else float(values[0])
 
 
 def _contraction(
@@ -586,30 +502,14 @@ def _negative_eigenvalue(
     w, image = v_previous, v
     for step in range(_CLASSIFICATION_STEPS + 1):
         with np.errstate(divide="ignore", invalid="ignore"):
-            quotient = _host(xp, _real(xp, space.inner(w, image))) / _norms(space, w) ** 2
+            quotient = host_values(real_part(xp, space.inner(w, image))) / host_norms(space, w) ** 2
         if np.any(quotient[growing] > limit):
             return True
         if np.all(quotient[growing] < -limit):
             return False
         if step < _CLASSIFICATION_STEPS:
-            norms = xp.asarray(_norms(space, image), dtype=image.dtype, device=_device_of(image))
+            norms = xp.asarray(host_norms(space, image), dtype=image.dtype, device=device(image))
             w = image / norms
             image = w * alpha - setup.apply(w) / V
             info["classification_applies"] = info.get("classification_applies", 0) + 1
     return False
-
-
-def _real(xp: ModuleType, values: Any) -> Any:
-    return xp.real(values) if xp.isdtype(values.dtype, "complex floating") else values
-
-
-def _namespace_of(x: Any) -> ModuleType:
-    from .._core._array_api import array_namespace
-
-    return array_namespace(x)
-
-
-def _device_of(x: Any) -> Any:
-    from .._core._array_api import device
-
-    return device(x)

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core._result import SolveResult
-from .._solve._rhs_scaling import scales_right_hand_side
-from ._linear import solve_linear_series
+from .._solve._problem import Problem
+from ._linear import run_linear_series, solve_linear_series
+from ._options import SeriesOptions
 
-__all__ = ["inv_sqrt", "sqrt"]
+__all__ = ["inv_sqrt", "run_inv_sqrt", "run_sqrt", "sqrt"]
 
 
-@scales_right_hand_side()
 def inv_sqrt(
     M: Any,
     b: Any,
@@ -27,6 +27,7 @@ def inv_sqrt(
     order: int = 1,
     callback: Callable[[Any], Any] | None = None,
     throw: bool = False,
+    options: SeriesOptions | None = None,
 ) -> SolveResult:
     r"""Apply ``(M + d I)^-1/2`` to ``b`` for a symmetric positive definite ``M`` (series).
 
@@ -41,10 +42,10 @@ def inv_sqrt(
         A vector ``(n,)`` or a block ``(n, k)``.
     damping : float, default 0.0
         ``d >= 0`` added to ``M``.
-    num_terms, rtol, atol, maxiter, acceleration, order, callback, throw
+    num_terms, rtol, atol, maxiter, acceleration, order, callback, throw, options
         As in :func:`abs_inv`: a fixed budget of ``num_terms`` terms and/or a stop when every
         column's error estimate is ``<= max(rtol ||x||, atol)`` (``rtol=1e-6`` when neither
-        is given; ``maxiter`` defaults to 1000 terms).
+        is given; ``maxiter`` defaults to 1000 terms); see :class:`SeriesOptions`.
     scale : float or {"auto", "lower_bound"}, default "auto"
         ``V`` in ``Z = I - (M + d I) / V``. ``"auto"``: 20 Lanczos steps bound the spectrum by
         ``[lower, upper]``; ``V = (lower + upper) / 2`` when ``lower > 0`` (the optimal rate),
@@ -55,7 +56,13 @@ def inv_sqrt(
     Returns
     -------
     SolveResult
-        As :func:`abs_inv`. ``Status.INDEFINITE`` if Lanczos or the terms reveal an eigenvalue
+        As :func:`abs_inv`, with ``info`` keys ``scale``, ``scale_source``, ``damping``,
+        ``coefficients`` (``"inv_sqrt"``), ``acceleration``, ``order``, ``returned``,
+        ``plain_error_estimate``, ``ratio``, ``advice`` and ``rhs_scale`` as there (no
+        ``variant``, ``paper`` or ``delta``), and where they apply ``classification_applies``
+        (products with ``M`` spent telling a negative eigenvalue from too small a scale when
+        the terms grew) and ``smallest_ritz_value`` (``Status.INDEFINITE`` from Lanczos, when
+        ``x`` is all NaN). ``Status.INDEFINITE`` if Lanczos or the terms reveal an eigenvalue
         of ``M + d I`` below zero.
 
     Raises
@@ -83,19 +90,35 @@ def inv_sqrt(
         M,
         b,
         damping=damping,
-        num_terms=num_terms,
         rtol=rtol,
         atol=atol,
+        callback=callback,
+        throw=throw,
+        options=options,
+        num_terms=num_terms,
         maxiter=maxiter,
         scale=scale,
         acceleration=acceleration,
         order=order,
-        callback=callback,
-        throw=throw,
     )
 
 
-@scales_right_hand_side()
+def run_inv_sqrt(problem: Problem, options: SeriesOptions, *, damping: float = 0.0) -> SolveResult:
+    """Run the series of :func:`inv_sqrt` on a posed problem; the result is the raw one.
+
+    ``damping`` is validated (:func:`~hvpseries.series._options.check_damping`). Finish the
+    result with :func:`hvpseries._solve._problem.finish`.
+
+    Raises
+    ------
+    ValueError
+        If the operator is tagged ``psd=False``.
+    """
+    return run_linear_series(
+        problem, options, kind="inv_sqrt", damping=damping, name="series.inv_sqrt"
+    )
+
+
 def sqrt(
     M: Any,
     b: Any,
@@ -110,6 +133,7 @@ def sqrt(
     order: int = 1,
     callback: Callable[[Any], Any] | None = None,
     throw: bool = False,
+    options: SeriesOptions | None = None,
 ) -> SolveResult:
     r"""Apply ``(M + d I)^1/2`` to ``b`` for a symmetric positive semi-definite ``M`` (series).
 
@@ -123,12 +147,13 @@ def sqrt(
         A vector ``(n,)`` or a block ``(n, k)``.
     damping : float, default 0.0
         ``d >= 0`` added to ``M``.
-    num_terms, rtol, atol, maxiter, scale, acceleration, order, callback, throw
+    num_terms, rtol, atol, maxiter, scale, acceleration, order, callback, throw, options
         As in :func:`inv_sqrt`.
 
     Returns
     -------
     SolveResult
+        As :func:`inv_sqrt`, with ``info["coefficients"] == "sqrt"``.
 
     Notes
     -----
@@ -150,13 +175,22 @@ def sqrt(
         M,
         b,
         damping=damping,
-        num_terms=num_terms,
         rtol=rtol,
         atol=atol,
+        callback=callback,
+        throw=throw,
+        options=options,
+        num_terms=num_terms,
         maxiter=maxiter,
         scale=scale,
         acceleration=acceleration,
         order=order,
-        callback=callback,
-        throw=throw,
     )
+
+
+def run_sqrt(problem: Problem, options: SeriesOptions, *, damping: float = 0.0) -> SolveResult:
+    """Run the series of :func:`sqrt` on a posed problem; the result is the raw one.
+
+    As :func:`run_inv_sqrt`.
+    """
+    return run_linear_series(problem, options, kind="sqrt", damping=damping, name="series.sqrt")

@@ -1,4 +1,9 @@
-"""The series in ``Z = I - (M + d I) / V`` for a positive (semi-)definite ``M``: shared driver."""
+"""The series in ``Z = I - (M + d I) / V`` for a positive (semi-)definite ``M``: shared driver.
+
+:func:`~hvpseries.series.inv_sqrt`, :func:`~hvpseries.series.sqrt` and
+:func:`~hvpseries.series.neumann` differ only in the coefficients ``c_n`` and the power ``p``
+of the prefactor ``V^p``: each poses its problem and runs :func:`run_linear_series` on it.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,13 @@ import numpy as np
 
 from .._core._result import SolveResult, Status
 from .._operators._base import LinearOperator
-from .._solve._validation import prepare_system, require_not_nonsymmetric
-from ._arguments import check_damping, check_series_arguments
+from .._solve._problem import Problem, finish
 from ._coefficients import CoefficientStream
-from ._engine import SeriesSetup, run_series, trivial_rhs
+from ._engine import SeriesSetup, pose_series, run
+from ._options import SeriesOptions, check_damping, resolve_options
 from ._scale import ScaleChoice, choose_scale
 
-__all__ = ["solve_linear_series"]
+__all__ = ["run_linear_series", "solve_linear_series"]
 
 # kind -> power p of the prefactor V^p: f(M) b = V^p sum_n c_n Z^n b
 _PREFACTOR_POWER = {"inv_sqrt": -0.5, "sqrt": 0.5, "neumann": -1.0}
@@ -37,91 +42,101 @@ def solve_linear_series(
     b: Any,
     *,
     damping: Any,
-    num_terms: Any,
     rtol: Any,
     atol: Any,
+    callback: Any,
+    throw: bool,
+    options: Any,
+    num_terms: Any,
     maxiter: Any,
     scale: Any,
     acceleration: Any,
     order: Any,
-    callback: Any,
-    throw: bool,
 ) -> SolveResult:
-    """Validate, choose ``V``, and sum ``V^p sum_n c_n Z^n b`` for a positive definite ``M``."""
-    operator, b = prepare_system(M, b)
-    require_not_nonsymmetric(operator, name)
+    """Validate, pose, run and finish the public call of ``kind`` (``name`` in messages).
+
+    ``num_terms`` ... ``order`` are the solver's keywords (their defaults when ``options``
+    gives them, see :func:`resolve_options`).
+    """
+    options = resolve_options(options, num_terms, maxiter, scale, acceleration, order)
+    d = check_damping(damping)
+    problem = pose_series(M, b, method=name, rtol=rtol, atol=atol, callback=callback)
+    raw = run_linear_series(problem, options, kind=kind, damping=d, name=name)
+    return finish(problem, raw, throw=throw)
+
+
+def run_linear_series(
+    problem: Problem, options: SeriesOptions, *, kind: str, damping: float, name: str
+) -> SolveResult:
+    """Choose ``V`` and sum ``V^p sum_n c_n Z^n b`` for the posed ``problem`` (raw result).
+
+    ``kind`` is ``"inv_sqrt"``, ``"sqrt"`` or ``"neumann"``; ``damping`` a validated float
+    (:func:`check_damping`); ``name`` the public name, for messages. A Lanczos scale that
+    reveals an eigenvalue of ``M + d I`` below zero ends the run before the series:
+    ``Status.INDEFINITE`` with ``x`` all NaN.
+
+    Raises
+    ------
+    ValueError
+        If the operator is tagged ``psd=False``.
+    """
+    operator = problem.operator
     if operator.psd is False:
         message = (
             f"{name} needs a positive (semi-)definite operator, but this one is tagged "
             "psd=False; use hvpseries.series.abs_inv for symmetric indefinite operators"
         )
         raise ValueError(message)
-    d = check_damping(damping)
-    check_series_arguments(
-        num_terms=num_terms,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-        scale=scale,
-        acceleration=acceleration,
-        order=order,
-        callback=callback,
-    )
     apply = linear_apply(operator)
-    if trivial_rhs(
-        b, operator.vector_space
-    ):  # zero or non-finite b: no scale needed, no matvec spent
-        choice = ScaleChoice(1.0, "not needed")
-    else:
-        choice = choose_scale(operator, b, scale, apply=apply, squared=False, shift=d)
-    V = choice.value
-    info: dict[str, Any] = {"damping": d, "scale_source": choice.source}
+    choice = choose_scale(problem, options.scale, apply=apply, squared=False, shift=damping)
+    info: dict[str, Any] = {"damping": damping, "scale_source": choice.source}
     if choice.negative:
-        xp = operator.xp
-        info.update(
-            scale=V,
-            coefficients=kind,
-            acceleration=acceleration,
-            order=order if acceleration is not None else None,
-            returned=None,
-            smallest_ritz_value=float(np.min(choice.bounds.ritz_values)),
-            advice=(
-                f"Lanczos found an eigenvalue below -damping (Ritz value "
-                f"{float(np.min(choice.bounds.ritz_values)):.3g}), so M + damping*I is not "
-                f"positive definite and {name} cannot converge; use "
-                "hvpseries.series.abs_inv or a Krylov method for indefinite operators"
-            ),
-        )
-        result = SolveResult(
-            x=xp.full(b.shape, float("nan"), dtype=b.dtype, device=operator.device),
-            status=Status.INDEFINITE,
-            n_matvec=choice.n_matvec,
-            n_iter=0,
-            info=info,
-        )
-        return result.raise_for_status() if throw else result
+        return _indefinite_result(problem, options, choice, info, kind=kind, name=name)
+    V = choice.value
     setup = SeriesSetup(
         apply=apply,
         matvecs_per_apply=1,
         scale=V,
-        shift=d,
+        shift=damping,
         stream=CoefficientStream(kind),
         prefactor=V ** _PREFACTOR_POWER[kind],
         n_matvec_before=choice.n_matvec,
         first_product=choice.first_product,
-        space=operator.vector_space,
         spd_method=True,
         info=info,
     )
-    return run_series(
-        b,
-        setup,
-        num_terms=num_terms,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-        acceleration=acceleration,
-        order=order,
-        callback=callback,
-        throw=throw,
+    return run(problem, setup, options)
+
+
+def _indefinite_result(
+    problem: Problem,
+    options: SeriesOptions,
+    choice: ScaleChoice,
+    info: dict[str, Any],
+    *,
+    kind: str,
+    name: str,
+) -> SolveResult:
+    """Return the result when Lanczos proved ``M + d I`` indefinite: NaN and advice."""
+    smallest = float(np.min(choice.bounds.ritz_values))
+    info.update(
+        scale=choice.value,
+        coefficients=kind,
+        acceleration=options.acceleration,
+        order=options.order if options.acceleration is not None else None,
+        returned=None,
+        smallest_ritz_value=smallest,
+        advice=(
+            f"Lanczos found an eigenvalue below -damping (Ritz value {smallest:.3g}), so "
+            f"M + damping*I is not positive definite and {name} cannot converge; use "
+            "hvpseries.series.abs_inv or a Krylov method for indefinite operators"
+        ),
+    )
+    b = problem.b
+    return SolveResult(
+        x=problem.xp.full(b.shape, float("nan"), dtype=b.dtype, device=problem.operator.device),
+        status=Status.INDEFINITE,
+        n_matvec=choice.n_matvec,
+        n_iter=0,
+        info=info,
     )

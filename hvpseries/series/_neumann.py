@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core._result import SolveResult
-from .._solve._rhs_scaling import scales_right_hand_side
-from ._linear import solve_linear_series
+from .._solve._problem import Problem
+from ._linear import run_linear_series, solve_linear_series
+from ._options import SeriesOptions
 
-__all__ = ["neumann"]
+__all__ = ["neumann", "run_neumann"]
 
 
-@scales_right_hand_side()
 def neumann(
     A: Any,
     b: Any,
@@ -27,6 +27,7 @@ def neumann(
     order: int = 1,
     callback: Callable[[Any], Any] | None = None,
     throw: bool = False,
+    options: SeriesOptions | None = None,
 ) -> SolveResult:
     r"""Apply ``(A + d I)^-1`` to ``b`` by the Neumann series (symmetric positive definite ``A``).
 
@@ -39,13 +40,14 @@ def neumann(
         A vector ``(n,)`` or a block ``(n, k)``.
     damping : float, default 0.0
         ``d >= 0`` added to ``A``.
-    num_terms, rtol, atol, maxiter, scale, acceleration, order, callback, throw
+    num_terms, rtol, atol, maxiter, scale, acceleration, order, callback, throw, options
         As in :func:`inv_sqrt`.
 
     Returns
     -------
     SolveResult
-        As :func:`abs_inv`; ``Status.INDEFINITE`` when an eigenvalue below ``-d`` is found.
+        As :func:`inv_sqrt`, with ``info["coefficients"] == "neumann"``;
+        ``Status.INDEFINITE`` when an eigenvalue below ``-d`` is found.
 
     Notes
     -----
@@ -68,13 +70,24 @@ def neumann(
         A,
         b,
         damping=damping,
-        num_terms=num_terms,
         rtol=rtol,
         atol=atol,
+        callback=callback,
+        throw=throw,
+        options=options,
+        num_terms=num_terms,
         maxiter=maxiter,
         scale=scale,
         acceleration=acceleration,
         order=order,
-        callback=callback,
-        throw=throw,
+    )
+
+
+def run_neumann(problem: Problem, options: SeriesOptions, *, damping: float = 0.0) -> SolveResult:
+    """Run the series of :func:`neumann` on a posed problem; the result is the raw one.
+
+    As :func:`~hvpseries.series._inv_sqrt.run_inv_sqrt`.
+    """
+    return run_linear_series(
+        problem, options, kind="neumann", damping=damping, name="series.neumann"
     )

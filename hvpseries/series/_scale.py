@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from .._core._array_api import epsilon
-from .._operators._base import LinearOperator
+from .._core._array_api import device, epsilon
+from .._solve._problem import Problem
 from ..krylov._spectrum import spectral_bounds
+from ._engine import trivial_rhs
 
 __all__ = ["ScaleChoice", "choose_scale"]
 
@@ -26,29 +27,30 @@ class ScaleChoice:
     """The scale ``V`` and how it was obtained."""
 
     value: float
-    source: str  # "user", "lower_bound", "paper", "auto"
+    source: str  # "user", "lower_bound", "paper", "auto", "not needed"
     n_matvec: int = 0
     first_product: Any = None  # M b, when it was computed to get the scale
     bounds: Any = None  # SpectralBounds of "auto"
     negative: bool = False  # "auto" proved an eigenvalue of M below zero
 
 
-def _ratio_bound(
-    operator: LinearOperator, b: Any, apply: Callable[[Any], Any]
-) -> tuple[float, Any]:
-    """``max_j ||M b_j|| / ||b_j||`` over the nonzero columns (a lower bound on lambda_max(M))."""
-    xp = operator.xp
-    space = operator.vector_space
+def _ratio_bound(problem: Problem, apply: Callable[[Any], Any]) -> tuple[float, Any]:
+    """``max_j ||M b_j|| / ||b_j||`` over the nonzero columns (a lower bound on lambda_max(M)).
+
+    ``||b_j||`` are the problem's norms, in the dtype of ``||M b_j||`` (which is that of
+    ``||b_j||``: exact, the host norms are that dtype's values).
+    """
+    xp, b = problem.xp, problem.b
     product = apply(b)
-    top = space.norm(product)
-    bottom = space.norm(b)
+    top = problem.space.norm(product)
+    norms = float(problem.b_norms[0]) if b.ndim == 1 else problem.b_norms.tolist()
+    bottom = xp.asarray(norms, dtype=top.dtype, device=device(top))
     ratios = xp.where(bottom > 0, top / xp.where(bottom > 0, bottom, 1.0), 0.0)
     return float(xp.max(ratios)), product
 
 
 def choose_scale(
-    operator: LinearOperator,
-    b: Any,
+    problem: Problem,
     scale: Any,
     *,
     apply: Callable[[Any], Any],
@@ -56,18 +58,22 @@ def choose_scale(
     shift: float,
     paper: bool = False,
 ) -> ScaleChoice:
-    """Return the scale ``V`` for the series operator ``M + shift I``.
+    """Return the scale ``V`` for the series operator ``M + shift I`` of ``problem``.
 
-    ``M = A^2`` when ``squared`` (``abs_inv``), else ``M = A``. ``apply`` applies ``M``.
+    ``M = A^2`` when ``squared`` (``abs_inv``), else ``M = A``. ``apply`` applies ``M``. A
+    zero or non-finite ``b`` needs no scale (1, ``"not needed"``, no matvec).
     """
+    if trivial_rhs(problem):
+        return ScaleChoice(1.0, "not needed")
+    operator = problem.operator
     if paper:
         previous = PAPER_INITIAL_SCALE if scale == "auto" else scale
         previous = 0.0 if previous == "lower_bound" else float(previous)
-        estimate, product = _ratio_bound(operator, b, apply)
+        estimate, product = _ratio_bound(problem, apply)
         value = max(previous, estimate + shift)
         return ScaleChoice(_positive(value, shift), "paper", 0, product)
     if scale == "lower_bound":
-        estimate, product = _ratio_bound(operator, b, apply)
+        estimate, product = _ratio_bound(problem, apply)
         return ScaleChoice(_positive(estimate + shift, shift), "lower_bound", 0, product)
     if scale != "auto":
         return ScaleChoice(float(scale), "user")

@@ -516,11 +516,13 @@ def test_order_one_wynn_with_an_overflowing_correction_returns_the_latest_sum(co
     The solvers cannot reach this (the norms of such terms overflow first, giving NONFINITE),
     so the accelerator is called directly, on a window whose terms have norms ~1e160.
     """
+    from hvpseries.series._accelerator import SumAccelerator
     from hvpseries.series._coefficients import CoefficientStream
-    from hvpseries.series._engine import _Accelerator
 
     stream = CoefficientStream("inv_sqrt")
-    accelerate = _Accelerator(hs.VectorSpace(hs.aslinearoperator(np.eye(3)).xp), "wynn", 1, stream)
+    accelerate = SumAccelerator(
+        hs.VectorSpace(hs.aslinearoperator(np.eye(3)).xp), "wynn", 1, stream
+    )
     v_previous = np.array([1e160, 0.0, 0.0])
     v = v_previous * (1 - 1e-5)
     if columns is not None:
