@@ -17,8 +17,9 @@ import numpy as np
 from .._core._checks import check_maxiter, check_nonnegative
 from .._core._result import SolveResult, Status
 from .._core._scalar_function import checked_scalar_function
-from .._dense._eigh import is_small_dense, run_dense
-from .._solve._problem import Problem, finish, nonfinite_result, pose
+from .._dense._eigh import is_small_dense
+from .._solve._problem import Problem, finish, pose
+from ._dispatch import finished_hooks, run_funm, run_squared, stamped
 
 __all__ = ["abs_inv", "funm", "inv_sqrt", "sign", "solve", "sqrt"]
 
@@ -30,97 +31,32 @@ _SOLVE_METHODS = ("auto", "cg", "minres", "dense")
 _VARIANTS = ("damped", "quasi-damped")
 
 
-def _posed(
-    A: Any,
-    b: Any,
-    name: str,
-    *,
-    method: Any,
-    choices: tuple[str, ...],
-    rtol: Any,
-    atol: Any,
-    maxiter: Any,
-    callback: Any,
-    progress: Any,
-) -> Problem:
-    """Check ``method`` and ``maxiter``, then pose the problem of one front-end call."""
-    if method not in choices:
-        message = f"method must be one of {', '.join(map(repr, choices))}, got {method!r}"
-        raise ValueError(message)
-    check_maxiter(maxiter)
-    return pose(A, b, method=name, rtol=rtol, atol=atol, callback=callback, progress=progress)
+@dataclasses.dataclass(frozen=True)
+class _Controls:
+    """The controls every front-end function takes, as one value."""
 
+    rtol: Any
+    atol: Any
+    maxiter: Any
+    callback: Any
+    progress: Any
+    throw: bool
 
-def _finished_hooks(problem: Problem, result: SolveResult, *, iterates: bool) -> None:
-    """Call the hooks once at the end of a method that does not report progress.
-
-    ``iterates``: the method does not call ``callback(xk)`` either.
-    """
-    if iterates and problem.callback is not None:
-        problem.callback(result.x)
-    if problem.progress is not None:
-        problem.progress(result.n_matvec, result.error_estimate)
-
-
-def _stamped(result: SolveResult, method: str, **extra: Any) -> SolveResult:
-    """Record the method used (and the front end's parameters) in ``info``."""
-    return dataclasses.replace(result, info={**dict(result.info), "method": method, **extra})
-
-
-def _run_funm(
-    problem: Problem,
-    f: Callable[[np.ndarray], np.ndarray],
-    method: str,
-    *,
-    maxiter: int | None,
-    chebyshev_interval: Callable[[], tuple[float, float]] | None = None,
-) -> SolveResult:
-    """Run ``f(A) b`` by Lanczos, Chebyshev or a dense ``eigh``; the raw, stamped result."""
-    if method == "auto":
-        method = "dense" if is_small_dense(problem.operator) else "lanczos"
-    if not problem.finite:
-        return _stamped(nonfinite_result(problem, {}), method)
-    if method == "dense":
-        result = run_dense(problem, f)
-        _finished_hooks(problem, result, iterates=True)
-        return _stamped(result, "dense")
-    if method == "lanczos":
-        from ..krylov._funm_lanczos import run_funm_lanczos
-
-        return _stamped(run_funm_lanczos(problem, f, maxiter=maxiter), "lanczos")
-    return _run_chebyshev(problem, f, maxiter=maxiter, interval=chebyshev_interval)
-
-
-def _run_chebyshev(
-    problem: Problem,
-    f: Callable[[np.ndarray], np.ndarray],
-    *,
-    maxiter: int | None,
-    interval: Callable[[], tuple[float, float]] | None,
-) -> SolveResult:
-    from ..krylov._chebyshev import run_funm_chebyshev
-    from ..krylov._spectrum import spectral_bounds
-
-    operator = problem.operator
-    if interval is None:
-        bounds = spectral_bounds(operator)
-        lower = max(bounds.lower, 0.0) if operator.psd else bounds.lower
-        ends, extra_matvecs = (lower, bounds.upper), bounds.n_matvec
-    else:
-        ends, extra_matvecs = interval(), 0
-    with np.errstate(all="ignore"):
-        values = np.asarray(f(np.asarray(ends, dtype=np.float64)), dtype=np.float64)
-    if not np.all(np.isfinite(values)):
-        message = (
-            f"method='chebyshev' needs the function finite on the whole spectral interval "
-            f"[{ends[0]:.3g}, {ends[1]:.3g}], but it is singular there (the enclosure of "
-            "the spectrum reaches 0); use method='lanczos' (or 'auto'), or damping > 0"
+    def pose(self, A: Any, b: Any, name: str, method: Any, choices: tuple[str, ...]) -> Problem:
+        """Check ``method`` and ``maxiter``, then pose the problem of one front-end call."""
+        if method not in choices:
+            message = f"method must be one of {', '.join(map(repr, choices))}, got {method!r}"
+            raise ValueError(message)
+        check_maxiter(self.maxiter)
+        return pose(
+            A,
+            b,
+            method=name,
+            rtol=self.rtol,
+            atol=self.atol,
+            callback=self.callback,
+            progress=self.progress,
         )
-        raise ValueError(message)
-    result = run_funm_chebyshev(problem, f, interval=ends, maxiter=maxiter)
-    result = dataclasses.replace(result, n_matvec=result.n_matvec + extra_matvecs)
-    _finished_hooks(problem, result, iterates=False)
-    return _stamped(result, "chebyshev")
 
 
 def funm(
@@ -187,20 +123,10 @@ def funm(
     >>> result.x, result.info["method"]
     (array([1., 2., 3.]), 'dense')
     """
-    problem = _posed(
-        A,
-        b,
-        "funm",
-        method=method,
-        choices=_FUNM_METHODS,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-        callback=callback,
-        progress=progress,
-    )
-    result = _run_funm(problem, checked_scalar_function(f), method, maxiter=maxiter)
-    return finish(problem, result, throw=throw)
+    controls = _Controls(rtol, atol, maxiter, callback, progress, throw)
+    problem = controls.pose(A, b, "funm", method, _FUNM_METHODS)
+    result = run_funm(problem, checked_scalar_function(f), method, maxiter=maxiter)
+    return finish(problem, result, throw=controls.throw)
 
 
 def abs_inv(
@@ -280,78 +206,27 @@ def abs_inv(
     if variant not in _VARIANTS:
         message = f"variant must be 'damped' or 'quasi-damped', got {variant!r}"
         raise ValueError(message)
-    problem = _posed(
-        A,
-        b,
-        "abs_inv",
-        method=method,
-        choices=_ABS_INV_METHODS,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-        callback=callback,
-        progress=progress,
-    )
+    controls = _Controls(rtol, atol, maxiter, callback, progress, throw)
+    problem = controls.pose(A, b, "abs_inv", method, _ABS_INV_METHODS)
     extra = {"damping": d, "variant": variant}
     if method in ("series", "rational"):
-        result = _run_squared(problem, method, damping=d, variant=variant, maxiter=maxiter)
+        result = run_squared(problem, method, damping=d, variant=variant, maxiter=maxiter)
     else:
         from ..krylov._tridiagonal_functions import AbsInvFunction
 
         # f(t) = 1/(|t| + d) or (t^2 + d)^(-1/2), callable on NumPy arrays like a function;
         # for Lanczos its tridiagonal_apply makes the checkpoints O(m) instead of O(m^2).
-        result = _run_funm(problem, AbsInvFunction(d, variant), method, maxiter=maxiter)
-    return finish(
-        problem, _stamped(result, result.info.get("method", method), **extra), throw=throw
-    )
-
-
-def _run_squared(
-    problem: Problem, method: str, *, damping: float, variant: str, maxiter: int | None
-) -> SolveResult:
-    """``abs_inv`` by a method on ``A^2``: the paper's series or the rational quadrature."""
-    if method == "series":
-        from ..series import SeriesOptions
-        from ..series._abs_inv import run_abs_inv
-
-        options = SeriesOptions(maxiter=maxiter)
-        result = run_abs_inv(problem, options, damping=damping, variant=variant)
-    else:
-        from ..krylov._rational import run_abs_inv_rational
-
-        result = run_abs_inv_rational(problem, damping=damping, variant=variant, maxiter=maxiter)
-    _finished_hooks(problem, result, iterates=False)
-    return _stamped(result, method)
+        result = run_funm(problem, AbsInvFunction(d, variant), method, maxiter=maxiter)
+    return finish(problem, stamped(result, result.info.get("method", method), **extra), throw=throw)
 
 
 def _root(
-    A: Any,
-    b: Any,
-    power: float,
-    name: str,
-    *,
-    damping: Any,
-    method: str,
-    rtol: float,
-    atol: float,
-    maxiter: int | None,
-    callback: Callable[[Any], Any] | None,
-    progress: Callable[[int, Any], Any] | None,
-    throw: bool,
+    A: Any, b: Any, power: float, name: str, damping: Any, method: str, controls: _Controls
 ) -> SolveResult:
+    """Compute ``(A + d I)^power b``: ``inv_sqrt`` (power -1/2) and ``sqrt`` (1/2)."""
     d = check_nonnegative(damping, "damping")
-    problem = _posed(
-        A,
-        b,
-        name,
-        method=method,
-        choices=_ROOT_METHODS,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-        callback=callback,
-        progress=progress,
-    )
+    problem = controls.pose(A, b, name, method, _ROOT_METHODS)
+    maxiter = controls.maxiter
     if problem.operator.psd is False:
         message = (
             f"{name} needs a positive (semi-)definite operator, but this one is tagged "
@@ -375,13 +250,13 @@ def _root(
 
         run = run_inv_sqrt if power < 0 else run_sqrt
         result = run(problem, SeriesOptions(maxiter=maxiter), damping=d)
-        _finished_hooks(problem, result, iterates=False)
-        result = _stamped(result, "series")
+        finished_hooks(problem, result, iterates=False)
+        result = stamped(result, "series")
     else:
-        result = _run_funm(problem, f, method, maxiter=maxiter)
+        result = run_funm(problem, f, method, maxiter=maxiter)
         if seen_negative and result.status in (Status.SUCCESS, Status.NONFINITE):
             result = dataclasses.replace(result, status=Status.INDEFINITE)
-    return finish(problem, _stamped(result, result.info["method"], damping=d), throw=throw)
+    return finish(problem, stamped(result, result.info["method"], damping=d), throw=controls.throw)
 
 
 def inv_sqrt(
@@ -424,20 +299,8 @@ def inv_sqrt(
     >>> hs.inv_sqrt(np.diag([1.0, 4.0, 16.0]), np.ones(3)).x
     array([1.  , 0.5 , 0.25])
     """
-    return _root(
-        A,
-        b,
-        -0.5,
-        "inv_sqrt",
-        damping=damping,
-        method=method,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-        callback=callback,
-        progress=progress,
-        throw=throw,
-    )
+    controls = _Controls(rtol, atol, maxiter, callback, progress, throw)
+    return _root(A, b, -0.5, "inv_sqrt", damping, method, controls)
 
 
 def sqrt(
@@ -465,20 +328,8 @@ def sqrt(
     >>> hs.sqrt(np.diag([1.0, 4.0, 16.0]), np.ones(3)).x
     array([1., 2., 4.])
     """
-    return _root(
-        A,
-        b,
-        0.5,
-        "sqrt",
-        damping=damping,
-        method=method,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-        callback=callback,
-        progress=progress,
-        throw=throw,
-    )
+    controls = _Controls(rtol, atol, maxiter, callback, progress, throw)
+    return _root(A, b, 0.5, "sqrt", damping, method, controls)
 
 
 def sign(
@@ -517,21 +368,13 @@ def sign(
     >>> hs.sign(np.diag([-3.0, 0.5, 2.0]), np.ones(3)).x
     array([-1.,  1.,  1.])
     """
-    problem = _posed(
-        A,
-        b,
-        "sign",
-        method=method,
-        choices=_SIGN_METHODS,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-        callback=callback,
-        progress=progress,
-    )
+    controls = _Controls(rtol, atol, maxiter, callback, progress, throw)
+    problem = controls.pose(A, b, "sign", method, _SIGN_METHODS)
     from ..krylov._tridiagonal_functions import SignFunction
 
-    return finish(problem, _run_funm(problem, SignFunction(), method, maxiter=maxiter), throw=throw)
+    return finish(
+        problem, run_funm(problem, SignFunction(), method, maxiter=maxiter), throw=controls.throw
+    )
 
 
 def solve(
@@ -571,32 +414,22 @@ def solve(
     >>> result.x, result.info["method"]
     (array([0.5 , 0.25]), 'dense')
     """
-    problem = _posed(
-        A,
-        b,
-        "solve",
-        method=method,
-        choices=_SOLVE_METHODS,
-        rtol=rtol,
-        atol=atol,
-        maxiter=maxiter,
-        callback=callback,
-        progress=progress,
-    )
+    controls = _Controls(rtol, atol, maxiter, callback, progress, throw)
+    problem = controls.pose(A, b, "solve", method, _SOLVE_METHODS)
     if method == "auto":
         method = "cg" if problem.operator.psd else "minres"
         if is_small_dense(problem.operator):
             method = "dense"
     if method == "dense":
-        result = _run_funm(problem, _reciprocal, "dense", maxiter=maxiter)
+        result = run_funm(problem, _reciprocal, "dense", maxiter=maxiter)
     else:
         from ..krylov._cg import run_cg
         from ..krylov._minres import run_minres
 
         run = run_cg if method == "cg" else run_minres
-        result = _stamped(run(problem, maxiter=maxiter), method)
-        _finished_hooks(problem, result, iterates=False)
-    return finish(problem, result, throw=throw)
+        result = stamped(run(problem, maxiter=maxiter), method)
+        finished_hooks(problem, result, iterates=False)
+    return finish(problem, result, throw=controls.throw)
 
 
 def _reciprocal(t: np.ndarray) -> np.ndarray:
