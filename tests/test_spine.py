@@ -121,3 +121,72 @@ def test_a_non_finite_b_is_finished_by_the_spine() -> None:
     result = hs.abs_inv(A, b, damping=0.1)
     assert result.status is hs.Status.NONFINITE
     assert result.n_matvec == 0 and space.before_first_matvec is None
+
+
+# The info schema of docs/architecture.rst: a method may return only these keys.
+_EVERY_SOLVER = {"rhs_scale", "advice"}
+_SERIES = {
+    "scale",
+    "scale_source",
+    "damping",
+    "acceleration",
+    "order",
+    "coefficients",
+    "returned",
+    "plain_error_estimate",
+    "ratio",
+}
+_LANCZOS = {"method", "memory", "reorthogonalize", "n_checkpoints", "n_reorthogonalizations"}
+INFO_SCHEMA = {
+    "krylov.cg": {"n_residual_checks", "column_status"},
+    "krylov.minres": {"n_residual_checks", "column_status"},
+    "krylov.cg_multishift": {"shift_status"},
+    "krylov.funm_chebyshev": {"degree", "interval", "num_coefficients", "reason"},
+    "krylov.abs_inv_rational": {"interval", "num_nodes", "ritz_min", "variant", "reason"},
+    "krylov.funm_lanczos": _LANCZOS,
+    "series.abs_inv": _SERIES | {"variant", "delta", "paper"},
+    "series.inv_sqrt": _SERIES,
+    "series.sqrt": _SERIES,
+    "series.neumann": _SERIES,
+}
+_FRONT_END = {"method", "damping", "variant"}
+_EVERY_METHOD = set().union(*INFO_SCHEMA.values())
+
+
+def _schema_calls() -> dict[str, Callable[[Any, Any, Any], Any]]:
+    return {
+        "krylov.cg": lambda A, P, b: krylov.cg(P, b),
+        "krylov.minres": lambda A, P, b: krylov.minres(A, b),
+        "krylov.cg_multishift": lambda A, P, b: krylov.cg_multishift(P, b, shifts=[0.0, 1.0]),
+        "krylov.funm_chebyshev": lambda A, P, b: krylov.funm_chebyshev(
+            P, b, np.sqrt, interval=(0.4, 3.1)
+        ),
+        "krylov.abs_inv_rational": lambda A, P, b: krylov.abs_inv_rational(A, b, damping=0.1),
+        "krylov.funm_lanczos": lambda A, P, b: krylov.funm_lanczos(A, b, np.abs),
+        "series.abs_inv": lambda A, P, b: series.abs_inv(A, b, damping=0.5, num_terms=30),
+        "series.inv_sqrt": lambda A, P, b: series.inv_sqrt(P, b, num_terms=30),
+        "series.sqrt": lambda A, P, b: series.sqrt(P, b, num_terms=30),
+        "series.neumann": lambda A, P, b: series.neumann(P, b, num_terms=30),
+    }
+
+
+@pytest.mark.parametrize("block", [False, True])
+@pytest.mark.parametrize("name", sorted(INFO_SCHEMA))
+def test_methods_return_only_documented_info_keys(name: str, block: bool) -> None:
+    A = hs.aslinearoperator(_matrix(False), symmetric=True)
+    P = hs.aslinearoperator(_matrix(True), symmetric=True, psd=True)
+    rng = np.random.default_rng(5)
+    b = rng.standard_normal((N, 2)) if block else rng.standard_normal(N)
+    tiny = b * 2.0**-700  # rescaled by the spine: rhs_scale appears
+    for rhs in (b, tiny):
+        info = _schema_calls()[name](A, P, rhs).info
+        assert set(info) <= INFO_SCHEMA[name] | _EVERY_SOLVER, set(info) - INFO_SCHEMA[name]
+
+
+@pytest.mark.parametrize("method", ["auto", "lanczos", "chebyshev", "rational", "series", "dense"])
+def test_front_end_info_is_its_methods_plus_method_damping_variant(method: str) -> None:
+    A = hs.aslinearoperator(_matrix(False), symmetric=True)
+    b = np.random.default_rng(6).standard_normal(N)
+    info = hs.abs_inv(A, b, damping=0.5, method=method, rtol=1e-6).info
+    assert info["method"] == ("dense" if method == "auto" else method)
+    assert set(info) <= _EVERY_METHOD | _FRONT_END | _EVERY_SOLVER
