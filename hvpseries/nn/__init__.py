@@ -22,7 +22,7 @@ except ImportError as error:  # pragma: no cover - exercised only without torch
     )
     raise ImportError(message) from error
 
-from ._errors import ModeFallbackWarning, NondeterministicLossError
+from ._errors import AttentionBackendWarning, ModeFallbackWarning, NondeterministicLossError
 from ._ggn import GGNOperator
 from ._hessian import MODES, HessianOperator
 from ._params import flatten_params, unflatten_params
@@ -36,6 +36,7 @@ __all__ = [
     "flatten_params",
     "unflatten_params",
     # warnings and errors
+    "AttentionBackendWarning",
     "ModeFallbackWarning",
     "NondeterministicLossError",
 ]

@@ -147,6 +147,7 @@ class CurvatureOperator(
             message = f"block_strategy must be one of {BLOCK_STRATEGIES}, got {block_strategy!r}"
             raise ValueError(message)
         self._block_setting = block_strategy
+        self._attention_backend = "default"  # "math" once a fused kernel fails
         self._model = model
         self._loss_fn = loss_fn
         self._names = names
@@ -187,6 +188,21 @@ class CurvatureOperator(
         call cannot run) and ``"loop"`` are bit-reproducible.
         """
         return self._block_setting
+
+    @property
+    def attention_backend(self) -> str:
+        """The attention kernels of the curvature passes: ``"default"`` or ``"math"``.
+
+        ``"math"`` once a pass failed in a fused scaled-dot-product attention kernel (they have
+        no second derivatives): the passes then run under PyTorch's math backend, the same
+        function from differentiable primitives (exact, slower). The loss and gradient stay
+        those of the model on its default kernels.
+        """
+        return self._attention_backend
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        return f"{text[:-2]}, attention_backend={self._attention_backend!r})>"
 
     @property
     def n_samples(self) -> int:

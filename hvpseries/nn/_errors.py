@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-__all__ = ["ModeFallbackWarning", "NondeterministicLossError"]
+__all__ = ["AttentionBackendWarning", "ModeFallbackWarning", "NondeterministicLossError"]
+
+
+class AttentionBackendWarning(RuntimeWarning):
+    """The curvature passes of this operator use PyTorch's math attention backend.
+
+    Issued once per operator, when a pass failed in a fused scaled-dot-product attention
+    kernel (which has no second derivatives); ``operator.attention_backend`` is then
+    ``"math"``. The products stay exact; they are slower than the fused kernels would be.
+
+    Examples
+    --------
+    >>> from hvpseries.nn import AttentionBackendWarning
+    >>> issubclass(AttentionBackendWarning, RuntimeWarning)
+    True
+    """
 
 
 class ModeFallbackWarning(RuntimeWarning):

@@ -144,7 +144,7 @@ class GuardsMixin:
         self._check_microbatching()
         cache.clear_linearisation()
         if self._cached:
-            with self._evaluation():
+            with self._curvature_pass():
                 states = [self._build_chunk(chunk) for chunk in self._chunks]
             cache.states = states
         self._after_build()

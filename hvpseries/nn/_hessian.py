@@ -268,14 +268,17 @@ class HessianOperator(CurvatureOperator):
         cache = self._cache
         states = cache.states
         if self._mode == "double-backward" and states:
-            loss = sum(state[2] for state in states)
-            gradient = torch.cat(
-                [
-                    sum(parts).reshape(-1)
-                    for parts in zip(*(state[3] for state in states), strict=True)
-                ]
-            )
-            cache.local_gradient = (self._state(pin=True), loss, gradient)
+            # Under the math attention backend the build's loss and gradient are not those of
+            # the model's own kernels: they are computed afresh when asked for.
+            if self._attention_backend == "default":
+                loss = sum(state[2] for state in states)
+                gradient = torch.cat(
+                    [
+                        sum(parts).reshape(-1)
+                        for parts in zip(*(state[3] for state in states), strict=True)
+                    ]
+                )
+                cache.local_gradient = (self._state(pin=True), loss, gradient)
             if len(states) == 1 and len(states[0][1]) == len(self._params):
                 cache.replay = _double_backward_replay(states[0][0], list(self._params))
         if self._mode == "finite-difference":

@@ -18,10 +18,11 @@ from typing import Any
 
 import torch
 
+from ._attention import attention_kernels, is_attention_failure
 from ._cache import PointCache
 from ._data import Chunk
 from ._distributed import all_reduce_sum
-from ._errors import NondeterministicLossError
+from ._errors import AttentionBackendWarning, NondeterministicLossError
 from ._params import flatten, unflatten
 
 __all__ = ["BLOCK_STRATEGIES", "BlockTimings", "ProductsMixin", "new_block_timings"]
@@ -76,6 +77,7 @@ class ProductsMixin:
     _group: Any
     _block_setting: str
     _block_timings: BlockTimings | None
+    _attention_backend: str
 
     def __matmul__(self, other: Any) -> Any:
         # The common case, ``H @ v`` with a ready vector (LinearOperator's checked-once fast
@@ -174,12 +176,33 @@ class ProductsMixin:
                 if self._cache.states is not None and self._replays_graph():
                     # Only the retained graph is used: no forward pass, no context needed.
                     return self._apply_all(vectors, batched=batched)
-                with self._evaluation():
+                with self._curvature_pass():
                     return self._apply_all(vectors, batched=batched)
             except (NondeterministicLossError, torch.OutOfMemoryError):
                 raise
             except (RuntimeError, NotImplementedError) as error:
-                self._handle_failure(error)
+                if not self._use_math_attention(error):
+                    self._handle_failure(error)
+
+    @contextlib.contextmanager
+    def _curvature_pass(self) -> Iterator[None]:
+        """Enter the context of a pass that differentiates twice (evaluation, attention)."""
+        with self._evaluation(), attention_kernels(self._attention_backend):
+            yield
+
+    def _use_math_attention(self, error: BaseException) -> bool:
+        """Switch to the math attention backend if ``error`` came from a fused kernel."""
+        if self._attention_backend != "default" or not is_attention_failure(error):
+            return False
+        self._attention_backend = "math"
+        self.release()
+        message = (
+            f"{type(self).__name__}: PyTorch's fused scaled-dot-product attention kernels have "
+            "no second derivatives, so the curvature passes use the math attention backend "
+            "(the same function, exact, slower); the loss and gradient use the default kernels"
+        )
+        warnings.warn(message, AttentionBackendWarning, stacklevel=3)
+        return True
 
     def _apply_all(self, vectors: list[torch.Tensor], *, batched: bool) -> list[torch.Tensor]:
         if not batched:
