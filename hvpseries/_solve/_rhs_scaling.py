@@ -138,6 +138,7 @@ def _plain_norm_range(xp: Any, dtype: Any, length: int) -> tuple[float, float]:
 
 
 def as_factor(xp: Any, b: Any, scales: np.ndarray) -> Any:
+    """Return per-column ``scales`` as a factor for ``b``: a float, or a device array."""
     if b.ndim == 1:
         return float(scales[0])
     return xp.asarray(scales, dtype=b.dtype, device=device(b))

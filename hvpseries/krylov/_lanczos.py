@@ -253,6 +253,7 @@ class _Basis:
         return len(self.blocks) * _CHUNK + len(self.pending)
 
     def append(self, q: Any) -> None:
+        """Add the basis vector ``q``; a full block of pending vectors is stacked."""
         self.pending.append(q)
         if len(self.pending) == _CHUNK:
             self.blocks.append(self.xp.stack(self.pending, axis=0))
@@ -343,6 +344,7 @@ class LanczosProcess:
 
     @property
     def num_steps(self) -> int:
+        """The Lanczos steps taken so far (the size of ``T``)."""
         return len(self.alpha)
 
     def step(self) -> bool:

@@ -302,6 +302,7 @@ class _ShiftedCG:
 
     @property
     def k(self) -> int:
+        """The number of columns of the right-hand-side block ``B``."""
         return int(self.B.shape[1])
 
     @classmethod
