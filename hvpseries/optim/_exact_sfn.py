@@ -30,8 +30,7 @@ class ExactSFN(SaddleFreeNewton):
     Parameters
     ----------
     params : iterable of tensors or one parameter group
-        The parameters to optimise; each step trains those that require gradients then (see
-        :meth:`step`), at most ``max_parameters`` scalars in all.
+        As for :class:`SeriesSFN`, at most ``max_parameters`` scalars in all.
     damping : float, default 1.0
         Initial damping ``d >= 0``. With ``d = 0``, eigenvalues with
         ``|lambda| <= n * eps * max |lambda|`` are treated as zero (pseudo-inverse).
@@ -40,11 +39,7 @@ class ExactSFN(SaddleFreeNewton):
     adaptive, lr, momentum, damping_factor, damping_min, damping_max
         As for :class:`SeriesSFN`.
     reject_increase : bool, default True
-        Undo a step whose loss increased (and raise the damping). Unlike :class:`SeriesSFN`
-        (the paper's method, which never rejects), the default is on: an accurate
-        ``(|H| + dI)^-1 g`` on a small batch amplifies the directions the batch's Hessian barely
-        sees, and without rejection one such step undid a whole training run in our
-        comparisons (digits, saddle; see the optimizer-comparison page).
+        As for :class:`KrylovSFN`: on by default, unlike :class:`SeriesSFN`.
 
     Raises
     ------

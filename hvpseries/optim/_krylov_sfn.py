@@ -25,8 +25,7 @@ class KrylovSFN(SaddleFreeNewton):
     Parameters
     ----------
     params : iterable of tensors or one parameter group
-        The parameters to optimise; each step trains those that require gradients then (see
-        :meth:`step`).
+        As for :class:`SeriesSFN`.
     damping : float, default 1.0
         Initial damping ``d >= 0``.
     rtol : float, default 1e-3

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core._result import SolveResult
-from .._solve._problem import Problem
-from ._linear import run_linear_series, solve_linear_series
-from ._options import SeriesOptions
+from .._solve._problem import Problem, finish
+from ._engine import pose_series
+from ._linear import run_linear_series
+from ._options import SeriesOptions, check_damping, resolve_options
 
 __all__ = ["inv_sqrt", "run_inv_sqrt", "run_sqrt", "sqrt"]
 
@@ -84,23 +85,10 @@ def inv_sqrt(
     >>> np.round(series.inv_sqrt(M, np.ones(3), rtol=1e-10).x, 8)
     array([1.        , 0.5       , 0.33333333])
     """
-    return solve_linear_series(
-        "series.inv_sqrt",
-        "inv_sqrt",
-        M,
-        b,
-        damping=damping,
-        rtol=rtol,
-        atol=atol,
-        callback=callback,
-        throw=throw,
-        options=options,
-        num_terms=num_terms,
-        maxiter=maxiter,
-        scale=scale,
-        acceleration=acceleration,
-        order=order,
-    )
+    options = resolve_options(options, num_terms, maxiter, scale, acceleration, order)
+    d = check_damping(damping)
+    problem = pose_series(M, b, method="series.inv_sqrt", rtol=rtol, atol=atol, callback=callback)
+    return finish(problem, run_inv_sqrt(problem, options, damping=d), throw=throw)
 
 
 def run_inv_sqrt(problem: Problem, options: SeriesOptions, *, damping: float = 0.0) -> SolveResult:
@@ -137,17 +125,13 @@ def sqrt(
 ) -> SolveResult:
     r"""Apply ``(M + d I)^1/2`` to ``b`` for a symmetric positive semi-definite ``M`` (series).
 
-    Parameters and result as :func:`inv_sqrt`; one product with ``M`` per term.
+    One product with ``M`` per term.
 
     Parameters
     ----------
     M : LinearOperator or matrix
         Symmetric positive semi-definite operator.
-    b : array
-        A vector ``(n,)`` or a block ``(n, k)``.
-    damping : float, default 0.0
-        ``d >= 0`` added to ``M``.
-    num_terms, rtol, atol, maxiter, scale, acceleration, order, callback, throw, options
+    b, damping, num_terms, rtol, atol, maxiter, scale, acceleration, order, callback, throw, options
         As in :func:`inv_sqrt`.
 
     Returns
@@ -169,23 +153,10 @@ def sqrt(
     >>> np.round(series.sqrt(M, np.ones(3), rtol=1e-10).x, 8)
     array([1., 2., 3.])
     """
-    return solve_linear_series(
-        "series.sqrt",
-        "sqrt",
-        M,
-        b,
-        damping=damping,
-        rtol=rtol,
-        atol=atol,
-        callback=callback,
-        throw=throw,
-        options=options,
-        num_terms=num_terms,
-        maxiter=maxiter,
-        scale=scale,
-        acceleration=acceleration,
-        order=order,
-    )
+    options = resolve_options(options, num_terms, maxiter, scale, acceleration, order)
+    d = check_damping(damping)
+    problem = pose_series(M, b, method="series.sqrt", rtol=rtol, atol=atol, callback=callback)
+    return finish(problem, run_sqrt(problem, options, damping=d), throw=throw)
 
 
 def run_sqrt(problem: Problem, options: SeriesOptions, *, damping: float = 0.0) -> SolveResult:

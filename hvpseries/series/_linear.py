@@ -14,13 +14,13 @@ import numpy as np
 
 from .._core._result import SolveResult, Status
 from .._operators._base import LinearOperator
-from .._solve._problem import Problem, finish
+from .._solve._problem import Problem
 from ._coefficients import CoefficientStream
-from ._engine import SeriesSetup, pose_series, run
-from ._options import SeriesOptions, check_damping, resolve_options
+from ._engine import SeriesSetup, run
+from ._options import SeriesOptions
 from ._scale import ScaleChoice, choose_scale
 
-__all__ = ["run_linear_series", "solve_linear_series"]
+__all__ = ["run_linear_series"]
 
 # kind -> power p of the prefactor V^p: f(M) b = V^p sum_n c_n Z^n b
 _PREFACTOR_POWER = {"inv_sqrt": -0.5, "sqrt": 0.5, "neumann": -1.0}
@@ -35,45 +35,15 @@ def linear_apply(operator: LinearOperator) -> Callable[[Any], Any]:
     return apply
 
 
-def solve_linear_series(
-    name: str,
-    kind: str,
-    M: Any,
-    b: Any,
-    *,
-    damping: Any,
-    rtol: Any,
-    atol: Any,
-    callback: Any,
-    throw: bool,
-    options: Any,
-    num_terms: Any,
-    maxiter: Any,
-    scale: Any,
-    acceleration: Any,
-    order: Any,
-) -> SolveResult:
-    """Validate, pose, run and finish the public call of ``kind`` (``name`` in messages).
-
-    ``num_terms`` ... ``order`` are the solver's keywords (their defaults when ``options``
-    gives them, see :func:`resolve_options`).
-    """
-    options = resolve_options(options, num_terms, maxiter, scale, acceleration, order)
-    d = check_damping(damping)
-    problem = pose_series(M, b, method=name, rtol=rtol, atol=atol, callback=callback)
-    raw = run_linear_series(problem, options, kind=kind, damping=d, name=name)
-    return finish(problem, raw, throw=throw)
-
-
 def run_linear_series(
     problem: Problem, options: SeriesOptions, *, kind: str, damping: float, name: str
 ) -> SolveResult:
     """Choose ``V`` and sum ``V^p sum_n c_n Z^n b`` for the posed ``problem`` (raw result).
 
     ``kind`` is ``"inv_sqrt"``, ``"sqrt"`` or ``"neumann"``; ``damping`` a validated float
-    (:func:`check_damping`); ``name`` the public name, for messages. A Lanczos scale that
-    reveals an eigenvalue of ``M + d I`` below zero ends the run before the series:
-    ``Status.INDEFINITE`` with ``x`` all NaN.
+    (:func:`~hvpseries.series._options.check_damping`); ``name`` the public name, for
+    messages. A Lanczos scale that reveals an eigenvalue of ``M + d I`` below zero ends the run
+    before the series: ``Status.INDEFINITE`` with ``x`` all NaN.
 
     Raises
     ------

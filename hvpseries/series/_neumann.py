@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core._result import SolveResult
-from .._solve._problem import Problem
-from ._linear import run_linear_series, solve_linear_series
-from ._options import SeriesOptions
+from .._solve._problem import Problem, finish
+from ._engine import pose_series
+from ._linear import run_linear_series
+from ._options import SeriesOptions, check_damping, resolve_options
 
 __all__ = ["neumann", "run_neumann"]
 
@@ -36,12 +37,8 @@ def neumann(
     A : LinearOperator or matrix
         Symmetric operator with spectrum in ``(-d, 2V - d)`` (assumed; operators tagged
         ``symmetric=False`` or ``psd=False`` are refused).
-    b : array
-        A vector ``(n,)`` or a block ``(n, k)``.
-    damping : float, default 0.0
-        ``d >= 0`` added to ``A``.
-    num_terms, rtol, atol, maxiter, scale, acceleration, order, callback, throw, options
-        As in :func:`inv_sqrt`.
+    b, damping, num_terms, rtol, atol, maxiter, scale, acceleration, order, callback, throw, options
+        As in :func:`inv_sqrt` (``d`` is added to ``A``).
 
     Returns
     -------
@@ -64,23 +61,10 @@ def neumann(
     >>> np.round(series.neumann(A, np.ones(3), rtol=1e-10).x, 8)
     array([1.  , 0.5 , 0.25])
     """
-    return solve_linear_series(
-        "series.neumann",
-        "neumann",
-        A,
-        b,
-        damping=damping,
-        rtol=rtol,
-        atol=atol,
-        callback=callback,
-        throw=throw,
-        options=options,
-        num_terms=num_terms,
-        maxiter=maxiter,
-        scale=scale,
-        acceleration=acceleration,
-        order=order,
-    )
+    options = resolve_options(options, num_terms, maxiter, scale, acceleration, order)
+    d = check_damping(damping)
+    problem = pose_series(A, b, method="series.neumann", rtol=rtol, atol=atol, callback=callback)
+    return finish(problem, run_neumann(problem, options, damping=d), throw=throw)
 
 
 def run_neumann(problem: Problem, options: SeriesOptions, *, damping: float = 0.0) -> SolveResult:
