@@ -1,4 +1,4 @@
-"""``inv_sqrt`` and ``sqrt``: the binomial series for ``M^-1/2 b`` and ``M^1/2 b``, ``M`` SPD."""
+"""``inv_sqrt`` and ``sqrt``: the binomial series for ``A^-1/2 b`` and ``A^1/2 b``, ``A`` SPD."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ __all__ = ["inv_sqrt", "run_inv_sqrt", "run_sqrt", "sqrt"]
 
 
 def inv_sqrt(
-    M: Any,
+    A: Any,
     b: Any,
     *,
     damping: float = 0.0,
@@ -30,28 +30,28 @@ def inv_sqrt(
     throw: bool = False,
     options: SeriesOptions | None = None,
 ) -> SolveResult:
-    r"""Apply ``(M + d I)^-1/2`` to ``b`` for a symmetric positive definite ``M`` (series).
+    r"""Apply ``(A + d I)^-1/2`` to ``b`` for a symmetric positive definite ``A`` (series).
 
-    One product with ``M`` per term.
+    One product with ``A`` per term.
 
     Parameters
     ----------
-    M : LinearOperator or matrix
+    A : LinearOperator or matrix
         Symmetric positive definite operator (assumed, not checked; operators tagged
         ``symmetric=False`` or ``psd=False`` are refused).
     b : array
         A vector ``(n,)`` or a block ``(n, k)``.
     damping : float, default 0.0
-        ``d >= 0`` added to ``M``.
+        ``d >= 0`` added to ``A``.
     num_terms, rtol, atol, maxiter, acceleration, order, callback, throw, options
         As in :func:`abs_inv`: a fixed budget of ``num_terms`` terms and/or a stop when every
         column's error estimate is ``<= max(rtol ||x||, atol)`` (``rtol=1e-6`` when neither
         is given; ``maxiter`` defaults to 1000 terms); see :class:`SeriesOptions`.
     scale : float or {"auto", "lower_bound"}, default "auto"
-        ``V`` in ``Z = I - (M + d I) / V``. ``"auto"``: 20 Lanczos steps bound the spectrum by
+        ``V`` in ``Z = I - (A + d I) / V``. ``"auto"``: 20 Lanczos steps bound the spectrum by
         ``[lower, upper]``; ``V = (lower + upper) / 2`` when ``lower > 0`` (the optimal rate),
         else ``V = max(theta_max, 1.001 upper / 2)`` with ``theta_max`` the largest Ritz value
-        (both shifted by ``d``). ``"lower_bound"``: ``||M b|| / ||b|| + d`` (unsafe). A
+        (both shifted by ``d``). ``"lower_bound"``: ``||A b|| / ||b|| + d`` (unsafe). A
         float: ``V``.
 
     Returns
@@ -61,10 +61,10 @@ def inv_sqrt(
         ``coefficients`` (``"inv_sqrt"``), ``acceleration``, ``order``, ``returned``,
         ``plain_error_estimate``, ``ratio``, ``advice`` and ``rhs_scale`` as there (no
         ``variant``, ``paper`` or ``delta``), and where they apply ``classification_applies``
-        (products with ``M`` spent telling a negative eigenvalue from too small a scale when
+        (products with ``A`` spent telling a negative eigenvalue from too small a scale when
         the terms grew) and ``smallest_ritz_value`` (``Status.INDEFINITE`` from Lanczos, when
         ``x`` is all NaN). ``Status.INDEFINITE`` if Lanczos or the terms reveal an eigenvalue
-        of ``M + d I`` below zero.
+        of ``A + d I`` below zero.
 
     Raises
     ------
@@ -73,21 +73,21 @@ def inv_sqrt(
 
     Notes
     -----
-    ``(M + d I)^{-1/2} b = V^{-1/2} \sum_n \binom{2n}{n} 4^{-n} Z^n b`` converges iff the
-    eigenvalues ``mu`` of ``M + d I`` satisfy ``0 < mu <= 2V``, with rate
-    ``max |1 - mu / V|``: about ``kappa(M) log(1/eps)`` terms.
+    ``(A + d I)^{-1/2} b = V^{-1/2} \sum_n \binom{2n}{n} 4^{-n} Z^n b`` converges iff the
+    eigenvalues ``mu`` of ``A + d I`` satisfy ``0 < mu <= 2V``, with rate
+    ``max |1 - mu / V|``: about ``kappa(A) log(1/eps)`` terms.
 
     Examples
     --------
     >>> import numpy as np
     >>> from hvpseries import series
-    >>> M = np.diag([1.0, 4.0, 9.0])
-    >>> np.round(series.inv_sqrt(M, np.ones(3), rtol=1e-10).x, 8)
+    >>> A = np.diag([1.0, 4.0, 9.0])
+    >>> np.round(series.inv_sqrt(A, np.ones(3), rtol=1e-10).x, 8)
     array([1.        , 0.5       , 0.33333333])
     """
     options = resolve_options(options, num_terms, maxiter, scale, acceleration, order)
     d = check_damping(damping)
-    problem = pose_series(M, b, method="series.inv_sqrt", rtol=rtol, atol=atol, callback=callback)
+    problem = pose_series(A, b, method="series.inv_sqrt", rtol=rtol, atol=atol, callback=callback)
     return finish(problem, run_inv_sqrt(problem, options, damping=d), throw=throw)
 
 
@@ -108,7 +108,7 @@ def run_inv_sqrt(problem: Problem, options: SeriesOptions, *, damping: float = 0
 
 
 def sqrt(
-    M: Any,
+    A: Any,
     b: Any,
     *,
     damping: float = 0.0,
@@ -123,13 +123,13 @@ def sqrt(
     throw: bool = False,
     options: SeriesOptions | None = None,
 ) -> SolveResult:
-    r"""Apply ``(M + d I)^1/2`` to ``b`` for a symmetric positive semi-definite ``M`` (series).
+    r"""Apply ``(A + d I)^1/2`` to ``b`` for a symmetric positive semi-definite ``A`` (series).
 
-    One product with ``M`` per term.
+    One product with ``A`` per term.
 
     Parameters
     ----------
-    M : LinearOperator or matrix
+    A : LinearOperator or matrix
         Symmetric positive semi-definite operator.
     b, damping, num_terms, rtol, atol, maxiter, scale, acceleration, order, callback, throw, options
         As in :func:`inv_sqrt`.
@@ -141,7 +141,7 @@ def sqrt(
 
     Notes
     -----
-    ``(M + d I)^{1/2} b = V^{1/2} \sum_n s_n Z^n b`` with ``s_n`` the coefficients of
+    ``(A + d I)^{1/2} b = V^{1/2} \sum_n s_n Z^n b`` with ``s_n`` the coefficients of
     ``sqrt(1 - x)`` (``1, -1/2, -1/8, ...``). Their magnitudes decay like ``n^{-3/2}``, so the
     series also converges (slowly) on a zero eigenvalue.
 
@@ -149,13 +149,13 @@ def sqrt(
     --------
     >>> import numpy as np
     >>> from hvpseries import series
-    >>> M = np.diag([1.0, 4.0, 9.0])
-    >>> np.round(series.sqrt(M, np.ones(3), rtol=1e-10).x, 8)
+    >>> A = np.diag([1.0, 4.0, 9.0])
+    >>> np.round(series.sqrt(A, np.ones(3), rtol=1e-10).x, 8)
     array([1., 2., 3.])
     """
     options = resolve_options(options, num_terms, maxiter, scale, acceleration, order)
     d = check_damping(damping)
-    problem = pose_series(M, b, method="series.sqrt", rtol=rtol, atol=atol, callback=callback)
+    problem = pose_series(A, b, method="series.sqrt", rtol=rtol, atol=atol, callback=callback)
     return finish(problem, run_sqrt(problem, options, damping=d), throw=throw)
 
 

@@ -1,4 +1,4 @@
-"""The series in ``Z = I - (M + d I) / V`` for a positive (semi-)definite ``M``: shared driver.
+"""The series in ``Z = I - (A + d I) / V`` for a positive (semi-)definite ``A``: shared driver.
 
 :func:`~hvpseries.series.inv_sqrt`, :func:`~hvpseries.series.sqrt` and
 :func:`~hvpseries.series.neumann` differ only in the coefficients ``c_n`` and the power ``p``
@@ -22,12 +22,12 @@ from ._scale import ScaleChoice, choose_scale
 
 __all__ = ["run_linear_series"]
 
-# kind -> power p of the prefactor V^p: f(M) b = V^p sum_n c_n Z^n b
+# kind -> power p of the prefactor V^p: f(A) b = V^p sum_n c_n Z^n b
 _PREFACTOR_POWER = {"inv_sqrt": -0.5, "sqrt": 0.5, "neumann": -1.0}
 
 
 def linear_apply(operator: LinearOperator) -> Callable[[Any], Any]:
-    """``v -> M v`` for a vector or a block (one matmat)."""
+    """``v -> A v`` for a vector or a block (one matmat)."""
 
     def apply(v: Any) -> Any:
         return operator._matmat(v) if v.ndim == 2 else operator._matvec(v)
@@ -42,7 +42,7 @@ def run_linear_series(
 
     ``kind`` is ``"inv_sqrt"``, ``"sqrt"`` or ``"neumann"``; ``damping`` a validated float
     (:func:`~hvpseries.series._options.check_damping`); ``name`` the public name, for
-    messages. A Lanczos scale that reveals an eigenvalue of ``M + d I`` below zero ends the run
+    messages. A Lanczos scale that reveals an eigenvalue of ``A + d I`` below zero ends the run
     before the series: ``Status.INDEFINITE`` with ``x`` all NaN.
 
     Raises
@@ -87,7 +87,7 @@ def _indefinite_result(
     kind: str,
     name: str,
 ) -> SolveResult:
-    """Return the result when Lanczos proved ``M + d I`` indefinite: NaN and advice."""
+    """Return the result when Lanczos proved ``A + d I`` indefinite: NaN and advice."""
     smallest = float(np.min(choice.bounds.ritz_values))
     info.update(
         scale=choice.value,
@@ -98,7 +98,7 @@ def _indefinite_result(
         smallest_ritz_value=smallest,
         advice=(
             f"Lanczos found an eigenvalue below -damping (Ritz value {smallest:.3g}), so "
-            f"M + damping*I is not positive definite and {name} cannot converge; use "
+            f"A + damping*I is not positive definite and {name} cannot converge; use "
             "hvpseries.series.abs_inv or a Krylov method for indefinite operators"
         ),
     )
