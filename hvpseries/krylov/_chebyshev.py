@@ -285,7 +285,7 @@ def _evaluate(problem: Problem, expansion: _Expansion) -> _Outcome:
     center = (hi + lo) / (hi - lo)
 
     def mapped(V: Any) -> Any:
-        return scale * operator._matmat(V) - center * V
+        return scale * operator.matmat(V) - center * V
 
     status = Status.COMPLETED if expansion.fixed else Status.MAX_ITERATIONS
     reason = None

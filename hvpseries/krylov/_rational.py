@@ -351,7 +351,7 @@ def _solve_shifted(problem: Problem, budget: _SolveBudget, maxiter: int | None) 
     callback, vector = problem.callback, problem.vector
 
     def square(V: Any) -> Any:
-        return operator._matmat(operator._matmat(V))
+        return operator.matmat(operator.matmat(V))
 
     def report(X: Any) -> None:
         Y = _quadrature_sum(xp, rule, X, B)

@@ -25,8 +25,8 @@ def squared_apply(operator: LinearOperator) -> Callable[[Any], Any]:
 
     def apply(v: Any) -> Any:
         if v.ndim == 2:
-            return operator._matmat(operator._matmat(v))
-        return operator._matvec(operator._matvec(v))
+            return operator.matmat(operator.matmat(v))
+        return operator.matvec(operator.matvec(v))
 
     return apply
 

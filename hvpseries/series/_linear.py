@@ -30,7 +30,7 @@ def linear_apply(operator: LinearOperator) -> Callable[[Any], Any]:
     """``v -> A v`` for a vector or a block (one matmat)."""
 
     def apply(v: Any) -> Any:
-        return operator._matmat(v) if v.ndim == 2 else operator._matvec(v)
+        return operator.matmat(v) if v.ndim == 2 else operator.matvec(v)
 
     return apply
 
