@@ -202,7 +202,7 @@ def test_error_extrapolation_uses_the_slowest_recent_contraction():
     # An error that stalls and then drops (a plateau, as inv_sqrt on a discontinuous-Galerkin
     # diffusion operator shows) must not be extrapolated with the fast rate of the last pair:
     # that claimed SUCCESS at 2.6x the tolerance.
-    from hvpseries.krylov._funm_lanczos import _extrapolated_error
+    from hvpseries.krylov._funm_lanczos_driver import _extrapolated_error
 
     plateau = [(10, 1e-2), (10, 5e-3), (10, 4.9e-3), (10, 1e-4)]
     estimate, rate = _extrapolated_error(plateau)
@@ -214,7 +214,7 @@ def test_error_extrapolation_uses_the_slowest_recent_contraction():
 
 
 def test_error_extrapolation_stops_after_a_recent_increase():
-    from hvpseries.krylov._funm_lanczos import _extrapolated_error
+    from hvpseries.krylov._funm_lanczos_driver import _extrapolated_error
 
     bump = [(10, 1e-2), (10, 5e-3), (10, 6e-3), (10, 3e-3), (10, 1e-3)]
     estimate, rate = _extrapolated_error(bump)

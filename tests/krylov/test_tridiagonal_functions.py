@@ -11,7 +11,7 @@ from scipy.linalg import eigvalsh_tridiagonal
 import hvpseries as hs
 from hvpseries import krylov
 from hvpseries.krylov import _tridiagonal_functions as tridiagonal
-from hvpseries.krylov._funm_lanczos import f_tridiagonal_e1
+from hvpseries.krylov._funm_lanczos_driver import f_tridiagonal_e1
 from hvpseries.krylov._tridiagonal_functions import (
     AbsInvFunction,
     gershgorin_magnitude,
