@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ._subcommand import add_subcommand
+
 __all__ = ["main"]
 
 
@@ -95,13 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hvpseries {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    info = commands.add_parser(
+    info = add_subcommand(
+        commands,
         "info",
+        _info,
         help="show the version and which array backends and devices are available",
         description="Show the hvpseries version, the array libraries it can use and their devices.",
     )
     info.add_argument("--json", action="store_true", help="print the report as JSON")
-    info.set_defaults(handler=_info)
     from ._solve_command import add_solve_parser
 
     add_solve_parser(commands)

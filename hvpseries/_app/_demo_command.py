@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from ._dependencies import MissingDependencyError, require
 from ._loop import compare_optimizers
 from ._optimizers import make_optimizer
 from ._records import plot_record, save_record
+from ._subcommand import add_subcommand, report_error
 from ._threads import limit_threads
 from ._train_command import format_table
 
@@ -34,8 +34,10 @@ DEMO_OPTIONS = {"krylov-sfn": {"maxiter": 20}}
 
 def add_demo_parser(commands: Any) -> None:
     """Register the ``demo`` subcommand on the subparsers object ``commands``."""
-    parser = commands.add_parser(
+    parser = add_subcommand(
+        commands,
         "demo",
+        run_demo,
         help="a guided tour: |A|^-1 b on a Helmholtz problem, then SFN versus Adam on digits",
         description=(
             "Part 1 computes (|A| + I)^-1 b for a 2D Helmholtz operator (a shifted 5-point "
@@ -60,7 +62,6 @@ def add_demo_parser(commands: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed (0)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(handler=run_demo)
 
 
 def run_demo(arguments: argparse.Namespace) -> int:
@@ -76,8 +77,7 @@ def run_demo(arguments: argparse.Namespace) -> int:
     if not out_dir.is_dir():
         problems.append(f"--out-dir {str(out_dir)!r} is not an existing folder")
     if problems:
-        print(f"hvpseries demo: error: {'; '.join(problems)}", file=sys.stderr)
-        return 2
+        return report_error("demo", "; ".join(problems))
     with limit_threads(arguments.threads):
         complete = _demo_solve(arguments.grid, arguments.seed)
         print()

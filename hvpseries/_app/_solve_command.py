@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ._subcommand import InputError, add_subcommand, report_error
+
 __all__ = ["add_solve_parser", "run_solve"]
 
 FUNCTIONS = ("abs-inv", "inv-sqrt", "sqrt", "sign", "inv")
@@ -20,14 +22,12 @@ BUILT_IN = ("helmholtz2d",)
 SYMMETRY_TOLERANCE = 1e-10
 
 
-class InputError(Exception):
-    """A problem with the user's input: reported in one line, exit status 2."""
-
-
 def add_solve_parser(commands: Any) -> None:
     """Register the ``solve`` subcommand on the subparsers object ``commands``."""
-    parser = commands.add_parser(
+    parser = add_subcommand(
+        commands,
         "solve",
+        run_solve,
         help="compute f(A) b (|A|^-1 b, A^-1/2 b, ...) for a symmetric matrix from a file",
         description=(
             "Compute x = f(A) b for a symmetric matrix A read from a Matrix Market (.mtx) or "
@@ -68,7 +68,6 @@ def add_solve_parser(commands: Any) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of --rhs random (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.set_defaults(handler=run_solve)
 
 
 def helmholtz2d(grid: int, negative_fraction: float) -> Any:
@@ -304,8 +303,7 @@ def run_solve(arguments: argparse.Namespace) -> int:
             message = f"cannot write {str(out)!r}: {error}"
             raise InputError(message) from None
     except InputError as error:
-        print(f"hvpseries solve: error: {error}", file=sys.stderr)
-        return 2
+        return report_error("solve", error)
     estimate_text = "n/a"
     if result.relative_error_estimate is not None:
         values = np.atleast_1d(result.relative_error_estimate)

@@ -17,19 +17,18 @@ from ._loop import compare_optimizers
 from ._models import parse_model_spec
 from ._optimizers import OPTIMIZERS
 from ._records import plot_record, save_record
+from ._subcommand import InputError, add_subcommand, report_error
 from ._threads import limit_threads
 
 __all__ = ["add_train_parser", "format_table", "run_train"]
 
 
-class InputError(Exception):
-    """A problem with the user's input or installation: one line on stderr, exit status 2."""
-
-
 def add_train_parser(commands: Any) -> None:
     """Register the ``train`` subcommand on the subparsers object ``commands``."""
-    parser = commands.add_parser(
+    parser = add_subcommand(
+        commands,
         "train",
+        run_train,
         help="train a small network with saddle-free Newton, Adam or SGD and compare them",
         description=(
             "Train a multilayer perceptron on a small dataset with one or several optimizers\n"
@@ -111,7 +110,6 @@ def add_train_parser(commands: Any) -> None:
     parser.add_argument("--out", default=None, help="write the run record as JSON to this file")
     parser.add_argument("--plot", default=None, help="save loss curves to this image file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
-    parser.set_defaults(handler=run_train)
 
 
 def parse_optimizers(text: str) -> list[str]:
@@ -296,8 +294,7 @@ def run_train(arguments: argparse.Namespace) -> int:
                 on_error="record",
             )
     except (InputError, ValueError, TypeError, MissingDependencyError) as error:
-        print(f"hvpseries train: error: {error}", file=sys.stderr)
-        return 2
+        return report_error("train", error)
     record["arguments"] = {
         key: value for key, value in vars(arguments).items() if key not in ("handler", "command")
     }
@@ -322,8 +319,7 @@ def run_train(arguments: argparse.Namespace) -> int:
             if not arguments.quiet:
                 print(f"plot: {arguments.plot}")
     except OSError as error:
-        print(f"hvpseries train: error: cannot write the output: {error}", file=sys.stderr)
-        return 2
+        return report_error("train", f"cannot write the output: {error}")
     return status
 
 

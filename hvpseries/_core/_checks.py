@@ -29,12 +29,7 @@ def check_tolerances(rtol: Any, atol: Any, *, rtol_may_be_none: bool = False) ->
     for name, value in (("rtol", rtol), ("atol", atol)):
         if value is None and (name == "rtol" and rtol_may_be_none):
             continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            message = f"{name} must be a real number, got {value!r}"
-            raise TypeError(message)
-        if not math.isfinite(value) or value < 0:
-            message = f"{name} must be finite and >= 0, got {value!r}"
-            raise ValueError(message)
+        _check_finite_nonnegative(value, name, "a real number")
 
 
 def check_nonnegative(value: Any, name: str) -> float:
@@ -47,13 +42,18 @@ def check_nonnegative(value: Any, name: str) -> float:
     ValueError
         If it is negative, NaN or infinite.
     """
+    _check_finite_nonnegative(value, name, "a real number >= 0")
+    return float(value)
+
+
+def _check_finite_nonnegative(value: Any, name: str, expected_type: str) -> None:
+    """Raise unless ``value`` is a finite real number >= 0; ``expected_type`` is for the message."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        message = f"{name} must be a real number >= 0, got {value!r}"
+        message = f"{name} must be {expected_type}, got {value!r}"
         raise TypeError(message)
     if not math.isfinite(value) or value < 0:
         message = f"{name} must be finite and >= 0, got {value!r}"
         raise ValueError(message)
-    return float(value)
 
 
 def check_real_pair(pair: Any, name: str) -> tuple[float, float]:

@@ -15,6 +15,7 @@ from ._base import LinearOperator
 
 __all__ = [
     "AdjointOperator",
+    "CompositeOperator",
     "PowerOperator",
     "ProductOperator",
     "ScaledOperator",
@@ -23,8 +24,21 @@ __all__ = [
     "TransposeOperator",
 ]
 
+# The application method of the adjoint that stands for each application method.
+_ADJOINT_METHOD = {
+    "_matvec": "_rmatvec",
+    "_matmat": "_rmatmat",
+    "_rmatvec": "_matvec",
+    "_rmatmat": "_matmat",
+}
+
+
+def _is_adjoint(method: str) -> bool:
+    return method in ("_rmatvec", "_rmatmat")
+
 
 def _check_compatible(left: LinearOperator, right: LinearOperator, symbol: str) -> None:
+    """Raise unless ``A symbol B`` can be formed: one library, device, space and precision."""
     if left.xp is not right.xp:
         message = (
             f"Mismatched array namespaces: cannot form A {symbol} B with A on "
@@ -41,9 +55,6 @@ def _check_compatible(left: LinearOperator, right: LinearOperator, symbol: str) 
             "vectors; build both on the same space (for A + c I use A.shift(c))"
         )
         raise ValueError(message)
-
-
-def _check_same_precision(left: LinearOperator, right: LinearOperator, symbol: str) -> None:
     xp = left.xp
     if real_dtype(xp, left.dtype) != real_dtype(xp, right.dtype):
         message = (
@@ -72,27 +83,58 @@ def _call(child: LinearOperator, method: str, x: Any) -> Any:
     return getattr(child, method)(x)
 
 
-def _scaled_dtype(operator: LinearOperator, scalar: numbers.Number) -> Any:
-    xp = operator.xp
-    if isinstance(scalar, numbers.Real) or is_complex_dtype(xp, operator.dtype):
-        return operator.dtype
-    return xp.complex64 if operator.dtype == xp.float32 else xp.complex128
-
-
 def _python_number(scalar: numbers.Number) -> float | complex:
     return float(scalar) if isinstance(scalar, numbers.Real) else complex(scalar)
 
 
-def _is_nonnegative_real(scalar: numbers.Number) -> bool:
-    return isinstance(scalar, numbers.Real) and scalar >= 0
+class CompositeOperator(LinearOperator):
+    """An operator built from others: the library, device and vector space of ``base``.
+
+    Subclasses implement ``_apply(method, x)``, which serves all four application methods:
+    ``method`` is the name of the one called (``"_matvec"``, ``"_matmat"``, ``"_rmatvec"`` or
+    ``"_rmatmat"``), to be called in turn on the children.
+    """
+
+    def __init__(
+        self,
+        base: LinearOperator,
+        shape: tuple[int, int],
+        dtype: Any,
+        *,
+        symmetric: bool | None = None,
+        psd: bool | None = None,
+    ) -> None:
+        super().__init__(
+            shape,
+            dtype,
+            xp=base.xp,
+            device=base.device,
+            vector_space=base.vector_space,
+            symmetric=symmetric,
+            psd=psd,
+        )
+
+    def _apply(self, method: str, x: Any) -> Any:
+        raise NotImplementedError
+
+    def _matvec(self, x: Any) -> Any:
+        return self._apply("_matvec", x)
+
+    def _matmat(self, X: Any) -> Any:
+        return self._apply("_matmat", X)
+
+    def _rmatvec(self, x: Any) -> Any:
+        return self._apply("_rmatvec", x)
+
+    def _rmatmat(self, X: Any) -> Any:
+        return self._apply("_rmatmat", X)
 
 
-class SumOperator(LinearOperator):
+class SumOperator(CompositeOperator):
     """``A + B``."""
 
     def __init__(self, left: LinearOperator, right: LinearOperator) -> None:
         _check_compatible(left, right, "+")
-        _check_same_precision(left, right, "+")
         if left.shape != right.shape:
             message = f"cannot add operators of shapes {left.shape} and {right.shape}"
             raise ValueError(message)
@@ -103,102 +145,72 @@ class SumOperator(LinearOperator):
         else:
             symmetric = None if not (left.symmetric or right.symmetric) else False
         super().__init__(
+            left,
             left.shape,
             left.xp.result_type(left.dtype, right.dtype),
-            xp=left.xp,
-            device=left.device,
-            vector_space=left.vector_space,
             symmetric=symmetric,
             psd=True if (left.psd and right.psd) else None,
         )
         self.operands = (left, right)
 
-    def _matvec(self, x: Any) -> Any:
+    def _apply(self, method: str, x: Any) -> Any:
         left, right = self.operands
-        return _call(left, "_matvec", x) + _call(right, "_matvec", x)
-
-    def _matmat(self, X: Any) -> Any:
-        left, right = self.operands
-        return _call(left, "_matmat", X) + _call(right, "_matmat", X)
-
-    def _rmatvec(self, x: Any) -> Any:
-        left, right = self.operands
-        return _call(left, "_rmatvec", x) + _call(right, "_rmatvec", x)
-
-    def _rmatmat(self, X: Any) -> Any:
-        left, right = self.operands
-        return _call(left, "_rmatmat", X) + _call(right, "_rmatmat", X)
+        return _call(left, method, x) + _call(right, method, x)
 
 
-class ScaledOperator(LinearOperator):
-    """``c * A`` for a number ``c``."""
+class _NumberOperator(CompositeOperator):
+    """``c A`` or ``A + c I``: ``A`` with a number ``c``, conjugated in the adjoint.
 
-    def __init__(self, operator: LinearOperator, scalar: numbers.Number) -> None:
-        real = isinstance(scalar, numbers.Real)
+    Complex if ``c`` is; the tags of ``A`` are kept for a real ``c`` (psd only if ``c >= 0``).
+    """
+
+    def __init__(self, operator: LinearOperator, number: numbers.Number) -> None:
+        xp = operator.xp
+        real = isinstance(number, numbers.Real)
+        if real or is_complex_dtype(xp, operator.dtype):
+            dtype = operator.dtype
+        else:
+            dtype = xp.complex64 if operator.dtype == xp.float32 else xp.complex128
         super().__init__(
+            operator,
             operator.shape,
-            _scaled_dtype(operator, scalar),
-            xp=operator.xp,
-            device=operator.device,
-            vector_space=operator.vector_space,
+            dtype,
             symmetric=operator.symmetric if real else None,
-            psd=True if (operator.psd and _is_nonnegative_real(scalar)) else None,
+            psd=True if (operator.psd and real and number >= 0) else None,
         )
         self.operator = operator
-        self.scalar = _python_number(scalar)
+        self.number = _python_number(number)
 
-    def _matvec(self, x: Any) -> Any:
-        return _call(self.operator, "_matvec", x) * self.scalar
-
-    def _matmat(self, X: Any) -> Any:
-        return _call(self.operator, "_matmat", X) * self.scalar
-
-    def _rmatvec(self, x: Any) -> Any:
-        return _call(self.operator, "_rmatvec", x) * self.scalar.conjugate()
-
-    def _rmatmat(self, X: Any) -> Any:
-        return _call(self.operator, "_rmatmat", X) * self.scalar.conjugate()
+    def _number_in(self, method: str) -> float | complex:
+        """Return the number as ``method`` applies it: conjugated for the adjoint."""
+        return self.number.conjugate() if _is_adjoint(method) else self.number
 
 
-class ShiftedOperator(LinearOperator):
+class ScaledOperator(_NumberOperator):
+    """``c * A`` for a number ``c``."""
+
+    def _apply(self, method: str, x: Any) -> Any:
+        return _call(self.operator, method, x) * self._number_in(method)
+
+
+class ShiftedOperator(_NumberOperator):
     """``A + s I`` for a square ``A`` and a number ``s``."""
 
     def __init__(self, operator: LinearOperator, shift: numbers.Number) -> None:
         if not operator.is_square:
             message = f"A.shift(s) needs a square operator, got shape {operator.shape}"
             raise ValueError(message)
-        real = isinstance(shift, numbers.Real)
-        super().__init__(
-            operator.shape,
-            _scaled_dtype(operator, shift),
-            xp=operator.xp,
-            device=operator.device,
-            vector_space=operator.vector_space,
-            symmetric=operator.symmetric if real else None,
-            psd=True if (operator.psd and _is_nonnegative_real(shift)) else None,
-        )
-        self.operator = operator
-        self.shift_value = _python_number(shift)
+        super().__init__(operator, shift)
 
-    def _matvec(self, x: Any) -> Any:
-        return _call(self.operator, "_matvec", x) + x * self.shift_value
-
-    def _matmat(self, X: Any) -> Any:
-        return _call(self.operator, "_matmat", X) + X * self.shift_value
-
-    def _rmatvec(self, x: Any) -> Any:
-        return _call(self.operator, "_rmatvec", x) + x * self.shift_value.conjugate()
-
-    def _rmatmat(self, X: Any) -> Any:
-        return _call(self.operator, "_rmatmat", X) + X * self.shift_value.conjugate()
+    def _apply(self, method: str, x: Any) -> Any:
+        return _call(self.operator, method, x) + x * self._number_in(method)
 
 
-class ProductOperator(LinearOperator):
+class ProductOperator(CompositeOperator):
     """``A @ B``."""
 
     def __init__(self, left: LinearOperator, right: LinearOperator) -> None:
         _check_compatible(left, right, "@")
-        _check_same_precision(left, right, "@")
         if left.shape[1] != right.shape[0]:
             message = (
                 f"cannot multiply operators of shapes {left.shape} and {right.shape}: "
@@ -207,31 +219,18 @@ class ProductOperator(LinearOperator):
             raise ValueError(message)
         gram = _is_adjoint_pair(left, right)
         super().__init__(
+            left,
             (left.shape[0], right.shape[1]),
             left.xp.result_type(left.dtype, right.dtype),
-            xp=left.xp,
-            device=left.device,
-            vector_space=left.vector_space,
             symmetric=True if gram else None,
             psd=True if gram else None,
         )
         self.operands = (left, right)
 
-    def _matvec(self, x: Any) -> Any:
+    def _apply(self, method: str, x: Any) -> Any:
         left, right = self.operands
-        return _call(left, "_matvec", _call(right, "_matvec", x))
-
-    def _matmat(self, X: Any) -> Any:
-        left, right = self.operands
-        return _call(left, "_matmat", _call(right, "_matmat", X))
-
-    def _rmatvec(self, x: Any) -> Any:
-        left, right = self.operands
-        return _call(right, "_rmatvec", _call(left, "_rmatvec", x))
-
-    def _rmatmat(self, X: Any) -> Any:
-        left, right = self.operands
-        return _call(right, "_rmatmat", _call(left, "_rmatmat", X))
+        first, last = (left, right) if _is_adjoint(method) else (right, left)  # (A B)^H = B^H A^H
+        return _call(last, method, _call(first, method, x))
 
 
 def _is_adjoint_pair(left: LinearOperator, right: LinearOperator) -> bool:
@@ -243,7 +242,7 @@ def _is_adjoint_pair(left: LinearOperator, right: LinearOperator) -> bool:
     )
 
 
-class PowerOperator(LinearOperator):
+class PowerOperator(CompositeOperator):
     """``A ** k`` for a square ``A`` and an integer ``k >= 0``."""
 
     def __init__(self, operator: LinearOperator, power: int) -> None:
@@ -252,100 +251,48 @@ class PowerOperator(LinearOperator):
             raise ValueError(message)
         even = power % 2 == 0
         super().__init__(
+            operator,
             operator.shape,
             operator.dtype,
-            xp=operator.xp,
-            device=operator.device,
-            vector_space=operator.vector_space,
             symmetric=True if (power == 0 or operator.symmetric) else None,
             psd=True if (power == 0 or operator.psd or (even and operator.symmetric)) else None,
         )
         self.operator = operator
         self.power = power
 
-    def _matvec(self, x: Any) -> Any:
+    def _apply(self, method: str, x: Any) -> Any:
         for _ in range(self.power):
-            x = _call(self.operator, "_matvec", x)
+            x = _call(self.operator, method, x)
         return x
 
-    def _matmat(self, X: Any) -> Any:
-        for _ in range(self.power):
-            X = _call(self.operator, "_matmat", X)
-        return X
 
-    def _rmatvec(self, x: Any) -> Any:
-        for _ in range(self.power):
-            x = _call(self.operator, "_rmatvec", x)
-        return x
-
-    def _rmatmat(self, X: Any) -> Any:
-        for _ in range(self.power):
-            X = _call(self.operator, "_rmatmat", X)
-        return X
-
-
-class AdjointOperator(LinearOperator):
+class AdjointOperator(CompositeOperator):
     """``A^H``: applies the adjoint of ``A``."""
 
     def __init__(self, operator: LinearOperator) -> None:
         m, n = operator.shape
-        super().__init__(
-            (n, m),
-            operator.dtype,
-            xp=operator.xp,
-            device=operator.device,
-            vector_space=operator.vector_space,
-            symmetric=operator.symmetric,
-            psd=operator.psd,
-        )
+        tags = {"symmetric": operator.symmetric, "psd": operator.psd}
+        super().__init__(operator, (n, m), operator.dtype, **tags)
         self.operator = operator
 
     def adjoint(self) -> LinearOperator:
         return self.operator
 
-    def _matvec(self, x: Any) -> Any:
-        return _call(self.operator, "_rmatvec", x)
-
-    def _matmat(self, X: Any) -> Any:
-        return _call(self.operator, "_rmatmat", X)
-
-    def _rmatvec(self, x: Any) -> Any:
-        return _call(self.operator, "_matvec", x)
-
-    def _rmatmat(self, X: Any) -> Any:
-        return _call(self.operator, "_matmat", X)
+    def _apply(self, method: str, x: Any) -> Any:
+        return _call(self.operator, _ADJOINT_METHOD[method], x)
 
 
-class TransposeOperator(LinearOperator):
+class TransposeOperator(CompositeOperator):
     """``A^T`` of a complex operator: ``A^T x = conj(A^H conj(x))``."""
 
     def __init__(self, operator: LinearOperator) -> None:
         m, n = operator.shape
-        super().__init__(
-            (n, m),
-            operator.dtype,
-            xp=operator.xp,
-            device=operator.device,
-            symmetric=None,
-            vector_space=operator.vector_space,
-        )
+        super().__init__(operator, (n, m), operator.dtype)
         self.operator = operator
 
     def transpose(self) -> LinearOperator:
         return self.operator
 
-    def _matvec(self, x: Any) -> Any:
+    def _apply(self, method: str, x: Any) -> Any:
         xp = self.xp
-        return xp.conj(_call(self.operator, "_rmatvec", xp.conj(x)))
-
-    def _matmat(self, X: Any) -> Any:
-        xp = self.xp
-        return xp.conj(_call(self.operator, "_rmatmat", xp.conj(X)))
-
-    def _rmatvec(self, x: Any) -> Any:
-        xp = self.xp
-        return xp.conj(_call(self.operator, "_matvec", xp.conj(x)))
-
-    def _rmatmat(self, X: Any) -> Any:
-        xp = self.xp
-        return xp.conj(_call(self.operator, "_matmat", xp.conj(X)))
+        return xp.conj(_call(self.operator, _ADJOINT_METHOD[method], xp.conj(x)))

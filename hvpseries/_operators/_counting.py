@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._algebra import CompositeOperator
 from ._base import LinearOperator
 
 __all__ = ["CountingOperator"]
 
 
-class CountingOperator(LinearOperator):
+class CountingOperator(CompositeOperator):
     """Wrap an operator and count how many vectors it is applied to.
 
     A block of ``k`` columns counts as ``k`` matvecs (it is ``k`` Hessian-vector products,
@@ -38,15 +39,8 @@ class CountingOperator(LinearOperator):
                 "convert it with hvpseries.aslinearoperator first"
             )
             raise TypeError(message)
-        super().__init__(
-            operator.shape,
-            operator.dtype,
-            xp=operator.xp,
-            device=operator.device,
-            symmetric=operator.symmetric,
-            psd=operator.psd,
-            vector_space=operator.vector_space,
-        )
+        tags = {"symmetric": operator.symmetric, "psd": operator.psd}
+        super().__init__(operator, operator.shape, operator.dtype, **tags)
         self.operator = operator
         self.n_matvec = 0
         self.n_rmatvec = 0
@@ -56,22 +50,11 @@ class CountingOperator(LinearOperator):
         """Set every counter back to zero."""
         self.n_matvec = self.n_rmatvec = self.n_calls = 0
 
-    def _matvec(self, x: Any) -> Any:
-        self.n_matvec += 1
+    def _apply(self, method: str, x: Any) -> Any:
+        vectors = x.shape[1] if method.endswith("mat") else 1
+        if method in ("_rmatvec", "_rmatmat"):
+            self.n_rmatvec += vectors
+        else:
+            self.n_matvec += vectors
         self.n_calls += 1
-        return self.operator._matvec(x)
-
-    def _matmat(self, X: Any) -> Any:
-        self.n_matvec += X.shape[1]
-        self.n_calls += 1
-        return self.operator._matmat(X)
-
-    def _rmatvec(self, x: Any) -> Any:
-        self.n_rmatvec += 1
-        self.n_calls += 1
-        return self.operator._rmatvec(x)
-
-    def _rmatmat(self, X: Any) -> Any:
-        self.n_rmatvec += X.shape[1]
-        self.n_calls += 1
-        return self.operator._rmatmat(X)
+        return getattr(self.operator, method)(x)

@@ -323,10 +323,8 @@ class DistributedOperator(LinearOperator):
             return self._checked_output(self._user_matmat(full), X.shape[1])
         if self._gather:
             full = self.gather(X)  # one all_gather for the whole block
-            columns = [self._user_matvec(full[:, j]) for j in range(X.shape[1])]
-            if not columns:
-                return self._xp.zeros((self._shape[0], 0), dtype=self._dtype, device=self._device)
-            return self._checked_output(self._xp.stack(columns, axis=1), X.shape[1])
+            block = self._by_columns(self._user_matvec, full, self._shape[0])
+            return self._checked_output(block, X.shape[1])
         return self._by_columns(self._matvec, X, self._shape[0])
 
 

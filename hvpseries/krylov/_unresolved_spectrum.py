@@ -29,6 +29,7 @@ the largest Ritz value's magnitude (Lanczos finds the spectrum's largest magnitu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -89,27 +90,66 @@ def unresolved_error_bound(
     below = [c for c in kinks if c < lowest]
     above = [c for c in kinks if c > highest]
     reach = _REACH_FACTOR * max(abs(lowest), abs(highest)) + 2.0 * float(beta[-1])
+    lanczos = _Lanczos(alpha, beta, f, coefficients)
     total = 0.0
     if below:
         start = max(below)
         extent = min(reach, start - spectrum_lower)
-        total += np.sqrt(_one_side(alpha, beta, f, coefficients, start, -1.0, extent))
+        total += np.sqrt(_one_side(lanczos, start, -1.0, extent))
     if above:
-        total += np.sqrt(_one_side(alpha, beta, f, coefficients, min(above), 1.0, reach))
+        total += np.sqrt(_one_side(lanczos, min(above), 1.0, reach))
     for c in kinks:
         if lowest <= c <= highest:
-            total += _inside_gap(alpha, beta, f, coefficients, ritz, c)
+            total += _inside_gap(lanczos, ritz, c)
+    return _finite_or_inf(total)
+
+
+def _finite_or_inf(total: float) -> float:
     return float(total) if np.isfinite(total) else np.inf
 
 
-def _inside_gap(
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    f: Callable[[np.ndarray], np.ndarray],
-    coefficients: np.ndarray,
-    ritz: np.ndarray,
-    kink: float,
-) -> float:
+@dataclass(frozen=True)
+class _Lanczos:
+    """What the bound knows: the tridiagonal (``alpha``, ``beta``), ``f`` and ``f(T) e_1``."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    f: Callable[[np.ndarray], np.ndarray]
+    coefficients: np.ndarray
+
+    def log_christoffel_and_error(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``log lambda_m(t)`` and ``log |f(t) - p(t)|^2`` (scaled three-term recurrence)."""
+        alpha, beta, coefficients = self.alpha, self.beta, self.coefficients
+        previous = np.zeros_like(t)
+        current = np.ones_like(t)
+        squares = np.ones_like(t)
+        polynomial = coefficients[0] * current
+        log_scale = np.zeros_like(t)
+        for k in range(1, alpha.size):
+            below = beta[k - 2] * previous if k >= 2 else 0.0
+            previous, current = current, ((t - alpha[k - 1]) * current - below) / beta[k - 1]
+            squares += current * current
+            polynomial += coefficients[k] * current
+            large = np.abs(current) > _RESCALE
+            if np.any(large):
+                factor = np.where(large, 1.0 / _RESCALE, 1.0)
+                current *= factor
+                previous *= factor
+                squares *= factor * factor
+                polynomial *= factor
+                log_scale += np.where(large, _LOG_RESCALE, 0.0)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            values = np.asarray(self.f(t), dtype=np.float64)
+            difference = np.abs(values * np.exp(-log_scale) - polynomial)
+            log_h = 2.0 * (np.log(difference) + log_scale)
+            log_christoffel = -np.log(squares) - 2.0 * log_scale
+        # NaN (f infinite where p is scaled) and +inf count as an unbounded error; an exact
+        # zero gets a finite logarithm far below any double, so that differences stay finite.
+        log_h = np.maximum(np.where(np.isnan(log_h), np.inf, log_h), _LOG_ZERO)
+        return log_christoffel, log_h
+
+
+def _inside_gap(lanczos: _Lanczos, ritz: np.ndarray, kink: float) -> float:
     """Return the largest error one eigenvalue in the Ritz gap around ``kink`` can cause."""
     index = int(np.searchsorted(ritz, kink))
     left = float(ritz[max(index - 1, 0)])
@@ -119,30 +159,22 @@ def _inside_gap(
     points += [left + (kink - left) * fractions, right - (right - kink) * fractions]
     t = np.unique(np.concatenate([[kink], *points]))
     with np.errstate(divide="ignore", invalid="ignore"):
-        singular = not np.isfinite(f(np.asarray([kink], dtype=np.float64))[0])
+        singular = not np.isfinite(lanczos.f(np.asarray([kink], dtype=np.float64))[0])
     if singular:
         # At a singularity of f (1/|t| at 0) one eigenvalue near it could cause any error; f
         # is assumed finite on the spectrum, taken here as: no eigenvalue closer to it than
         # half the distance of the nearest Ritz value.
         t = t[np.abs(t - kink) >= 0.5 * min(kink - left, right - kink)]
-    log_christoffel, log_h = _log_christoffel_and_error(alpha, beta, f, coefficients, t)
+    log_christoffel, log_h = lanczos.log_christoffel_and_error(t)
     with np.errstate(over="ignore", invalid="ignore"):
         return float(np.sqrt(np.exp(np.max(log_christoffel + log_h))))
 
 
-def _one_side(
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    f: Callable[[np.ndarray], np.ndarray],
-    coefficients: np.ndarray,
-    start: float,
-    direction: float,
-    extent: float,
-) -> float:
+def _one_side(lanczos: _Lanczos, start: float, direction: float, extent: float) -> float:
     """Return the squared bound over ``start + direction * [0, extent]``."""
     distances = np.geomspace(_SMALLEST_DISTANCE * extent, extent, _GRID_POINTS)
     t = start + direction * np.concatenate([[0.0], distances])
-    log_christoffel, log_h = _log_christoffel_and_error(alpha, beta, f, coefficients, t)
+    log_christoffel, log_h = lanczos.log_christoffel_and_error(t)
     log_g = np.maximum.accumulate(log_h)
     if not np.isfinite(log_g[-1]):
         return np.inf
@@ -157,41 +189,4 @@ def _one_side(
         cells = np.exp(log_christoffel[:-1] + log_g[:-1]) * rise * growth
         at_start = np.exp(log_christoffel[0] + log_g[0])
         total = at_start + float(np.sum(np.where(rise > 0.0, cells, 0.0)))
-    return float(total) if np.isfinite(total) else np.inf
-
-
-def _log_christoffel_and_error(
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    f: Callable[[np.ndarray], np.ndarray],
-    coefficients: np.ndarray,
-    t: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``log lambda_m(t)`` and ``log |f(t) - p(t)|^2`` (scaled three-term recurrence)."""
-    previous = np.zeros_like(t)
-    current = np.ones_like(t)
-    squares = np.ones_like(t)
-    polynomial = coefficients[0] * current
-    log_scale = np.zeros_like(t)
-    for k in range(1, alpha.size):
-        below = beta[k - 2] * previous if k >= 2 else 0.0
-        previous, current = current, ((t - alpha[k - 1]) * current - below) / beta[k - 1]
-        squares += current * current
-        polynomial += coefficients[k] * current
-        large = np.abs(current) > _RESCALE
-        if np.any(large):
-            factor = np.where(large, 1.0 / _RESCALE, 1.0)
-            current *= factor
-            previous *= factor
-            squares *= factor * factor
-            polynomial *= factor
-            log_scale += np.where(large, _LOG_RESCALE, 0.0)
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        values = np.asarray(f(t), dtype=np.float64)
-        difference = np.abs(values * np.exp(-log_scale) - polynomial)
-        log_h = 2.0 * (np.log(difference) + log_scale)
-        log_christoffel = -np.log(squares) - 2.0 * log_scale
-    # NaN (f infinite where p is scaled) and +inf count as an unbounded error; an exact zero
-    # gets a finite logarithm far below any double, so that differences stay finite.
-    log_h = np.maximum(np.where(np.isnan(log_h), np.inf, log_h), _LOG_ZERO)
-    return log_christoffel, log_h
+    return _finite_or_inf(total)

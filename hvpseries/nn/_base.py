@@ -9,7 +9,8 @@ guards (:mod:`._guards`) and what is cached at a point (:mod:`._cache`).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import array_api_compat.torch as xp_torch
@@ -56,7 +57,8 @@ class CurvatureOperator(
     tensor per selected parameter, with a leading block dimension when ``batched``. The base
     class keeps the states of all chunks between products at one parameter point (unless
     ``microbatch_size`` asks for streaming), rebuilds them when the point changes, and
-    converts between flat vectors and parameter-shaped tensors.
+    converts between flat vectors and parameter-shaped tensors. A subclass whose matrix is
+    positive semi-definite sets ``_tagged_psd = True``.
 
     Data parallelism lives here too: with a process group, chunk weights are shares of the
     global sample count, and the public products, gradient and loss are the local results
@@ -65,6 +67,7 @@ class CurvatureOperator(
     """
 
     _cached = True  # whether chunk states are kept between products
+    _tagged_psd: bool | None = None  # the psd tag of the subclass's matrix
 
     def __init__(
         self,
@@ -72,48 +75,43 @@ class CurvatureOperator(
         loss_fn: LossFunction,
         data: Any,
         *,
-        params: Iterable[str | torch.Tensor] | None,
-        microbatch_size: int | None,
-        check_deterministic: bool,
-        psd: bool | None,
+        params: Iterable[str | torch.Tensor] | None = None,
+        microbatch_size: int | None = None,
+        check_deterministic: bool = False,
         process_group: GroupSpec = None,
         block_strategy: str = "auto",
     ) -> None:
         model, ddp_group = unwrap_model(model)
         self._group = resolve_group(process_group, ddp_group)
-        if self._group is None:
-            self._build(
-                model, loss_fn, data, params, microbatch_size, check_deterministic, block_strategy
-            )
-        else:
-            # Every rank takes part in the agreement check, even one whose construction
-            # failed, so that all ranks raise instead of the others waiting in a collective.
-            # Any exception (a user model's AssertionError or KeyError too), not only ours.
-            error: BaseException | None = None
-            try:
-                self._build(
-                    model,
-                    loss_fn,
-                    data,
-                    params,
-                    microbatch_size,
-                    check_deterministic,
-                    block_strategy,
+        with self._agreed_construction(model):
+            names, tensors = select_parameters(model, params)
+            if not callable(loss_fn):
+                message = f"loss_fn must be callable as loss_fn(outputs, targets), got {loss_fn!r}"
+                raise TypeError(message)
+            check_positive_int(microbatch_size, "microbatch_size", allow_none=True)
+            if not isinstance(check_deterministic, bool):
+                message = f"check_deterministic must be True or False, got {check_deterministic!r}"
+                raise TypeError(message)
+            if not isinstance(block_strategy, str) or block_strategy not in BLOCK_STRATEGIES:
+                message = (
+                    f"block_strategy must be one of {BLOCK_STRATEGIES}, got {block_strategy!r}"
                 )
-            except Exception as caught:  # re-raised after the collective
-                error = caught
-            if error is None:
-                total, splits = agree_at_construction(
-                    self._group,
-                    self._params,
-                    self._n_local_samples,
-                    None,
-                    splits=self._splits_batches,
-                )
-                self._use_global_count(total, splits)
-            else:  # gather on the device the group expects (the model's, if it has any)
-                tensors = [*model.parameters()][:1] if isinstance(model, torch.nn.Module) else []
-                agree_at_construction(self._group, tensors or [torch.zeros(())], 0, error)
+                raise ValueError(message)
+            self._block_setting = block_strategy
+            self._attention_backend = "default"  # "math" once a fused kernel fails
+            self._model = model
+            self._loss_fn = loss_fn
+            self._names = names
+            self._params = tensors
+            self._shapes = [tuple(t.shape) for t in tensors]
+            self._numels = [t.numel() for t in tensors]
+            self._microbatch_size = microbatch_size
+            self._check_deterministic = check_deterministic
+            self._structure = ModelStructure(model)
+            self._model_tensors = [*model.parameters(), *model.buffers()]
+            self._cache = PointCache()
+            self._block_timings = new_block_timings()
+            self._set_local_data(data)
         size = sum(self._numels)
         super().__init__(
             (size, size),
@@ -121,46 +119,32 @@ class CurvatureOperator(
             xp=xp_torch,
             device=self._params[0].device,
             symmetric=True,
-            psd=psd,
+            psd=self._tagged_psd,
         )
 
-    def _build(
-        self,
-        model: torch.nn.Module,
-        loss_fn: LossFunction,
-        data: Any,
-        params: Iterable[str | torch.Tensor] | None,
-        microbatch_size: int | None,
-        check_deterministic: bool,
-        block_strategy: str,
-    ) -> None:
-        """Validate the arguments and set up the rank-local state (no collectives)."""
-        names, tensors = select_parameters(model, params)
-        if not callable(loss_fn):
-            message = f"loss_fn must be callable as loss_fn(outputs, targets), got {loss_fn!r}"
-            raise TypeError(message)
-        check_positive_int(microbatch_size, "microbatch_size", allow_none=True)
-        if not isinstance(check_deterministic, bool):
-            message = f"check_deterministic must be True or False, got {check_deterministic!r}"
-            raise TypeError(message)
-        if not isinstance(block_strategy, str) or block_strategy not in BLOCK_STRATEGIES:
-            message = f"block_strategy must be one of {BLOCK_STRATEGIES}, got {block_strategy!r}"
-            raise ValueError(message)
-        self._block_setting = block_strategy
-        self._attention_backend = "default"  # "math" once a fused kernel fails
-        self._model = model
-        self._loss_fn = loss_fn
-        self._names = names
-        self._params = tensors
-        self._shapes = [tuple(t.shape) for t in tensors]
-        self._numels = [t.numel() for t in tensors]
-        self._microbatch_size = microbatch_size
-        self._check_deterministic = check_deterministic
-        self._structure = ModelStructure(model)
-        self._model_tensors = [*model.parameters(), *model.buffers()]
-        self._cache = PointCache()
-        self._block_timings = new_block_timings()
-        self._set_local_data(data)
+    @contextlib.contextmanager
+    def _agreed_construction(self, model: Any) -> Iterator[None]:
+        """Set up the rank-local state in the body (no collectives); then agree over the group.
+
+        With a group, every rank takes part in the agreement check, even one whose
+        construction failed, so that all ranks raise instead of the others waiting in a
+        collective: any exception (a user model's AssertionError or KeyError too), not only
+        ours, is re-raised after the collective.
+        """
+        try:
+            yield
+        except Exception as error:
+            if self._group is None:
+                raise
+            # Gather on the device the group expects (the model's, if it has any).
+            tensors = [*model.parameters()][:1] if isinstance(model, torch.nn.Module) else []
+            agree_at_construction(self._group, tensors or [torch.zeros(())], 0, error)
+            raise
+        if self._group is not None:
+            total, splits = agree_at_construction(
+                self._group, self._params, self._n_local_samples, None, splits=self._splits_batches
+            )
+            self._use_global_count(total, splits)
 
     # ------------------------------------------------------------------ public
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -10,7 +9,6 @@ import torch
 from ._base import CurvatureOperator
 from ._data import Chunk
 from ._data import weighted as _weighted
-from ._loss import LossFunction
 from ._state import cuts_second_derivatives
 
 __all__ = ["GGNOperator"]
@@ -43,12 +41,9 @@ class GGNOperator(CurvatureOperator):
         How blocks are applied (see :class:`HessianOperator`); pin one for bit-reproducible
         runs. Default ``"auto"``.
     process_group : torch.distributed.ProcessGroup, None or False, optional
-        Data parallelism (see :class:`HessianOperator`). ``None`` (default): the group of a
-        ``DistributedDataParallel`` model if one is given, else the default group if
-        ``torch.distributed`` is initialised, else none; ``False``: a local operator even
-        inside an initialised group; a group: reduce over that group. Each rank passes its own
-        shard of the data; products, :meth:`gradient` and :meth:`loss_and_gradient` are then
-        of the mean loss over the samples of all ranks.
+        Data parallelism, with the choices and the default (``None``) of
+        :class:`HessianOperator`: each rank passes its own shard of the data, and the products
+        are those of the mean loss over the samples of all ranks.
 
     Raises
     ------
@@ -92,29 +87,7 @@ class GGNOperator(CurvatureOperator):
     True
     """
 
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        loss_fn: LossFunction,
-        data: Any,
-        *,
-        params: Iterable[str | torch.Tensor] | None = None,
-        microbatch_size: int | None = None,
-        check_deterministic: bool = False,
-        process_group: Any = None,
-        block_strategy: str = "auto",
-    ) -> None:
-        super().__init__(
-            model,
-            loss_fn,
-            data,
-            params=params,
-            microbatch_size=microbatch_size,
-            check_deterministic=check_deterministic,
-            psd=True,
-            process_group=process_group,
-            block_strategy=block_strategy,
-        )
+    _tagged_psd = True
 
     def _outputs(self, inputs: torch.Tensor) -> Any:
         outputs = self._model(inputs)
@@ -171,18 +144,7 @@ class GGNOperator(CurvatureOperator):
         )
         if curvature is None:
             return self._zeros_like_params(vectors, batched)
-        products = torch.autograd.grad(
-            outputs,
-            self._params,
-            grad_outputs=curvature,
-            retain_graph=True,
-            allow_unused=True,
-            is_grads_batched=batched,
-        )
-        if any(p is None for p in products):
-            zeros = self._zeros_like_params(vectors, batched)
-            return [z if p is None else p for p, z in zip(products, zeros, strict=True)]
-        return list(products)
+        return self._parameter_products(outputs, curvature, vectors, batched)
 
     def _cache_roots(self) -> list[Any]:
         return [(state[0], state[1], state[3]) for state in self._cache.states or []]

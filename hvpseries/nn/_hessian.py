@@ -188,7 +188,8 @@ class HessianOperator(CurvatureOperator):
     >>> data = (torch.randn(16, 3, dtype=torch.float64), torch.randn(16, 1, dtype=torch.float64))
     >>> H = HessianOperator(model, torch.nn.MSELoss(), data)
     >>> H
-    <21x21 HessianOperator(dtype=float64, backend=torch, device=cpu, symmetric=True, psd=None)>
+    <21x21 HessianOperator(dtype=float64, backend=torch, device=cpu, symmetric=True, psd=None,
+    attention_backend='default')>
     >>> v = torch.ones(21, dtype=torch.float64)
     >>> (H @ v).shape
     torch.Size([21])
@@ -224,7 +225,6 @@ class HessianOperator(CurvatureOperator):
             params=params,
             microbatch_size=microbatch_size,
             check_deterministic=check_deterministic,
-            psd=None,
             process_group=process_group,
             block_strategy=block_strategy,
         )
@@ -322,18 +322,8 @@ class HessianOperator(CurvatureOperator):
         grads, live = state[0], state[1]
         if not live:  # the gradient does not depend on the parameters: zero Hessian
             return self._zeros_like_params(vectors, batched)
-        products = torch.autograd.grad(
-            grads,
-            self._params,
-            grad_outputs=vectors if len(live) == len(vectors) else [vectors[i] for i in live],
-            retain_graph=True,
-            allow_unused=True,
-            is_grads_batched=batched,
-        )
-        if any(p is None for p in products):
-            zeros = self._zeros_like_params(vectors, batched)
-            return [z if p is None else p for p, z in zip(products, zeros, strict=True)]
-        return list(products)
+        along = vectors if len(live) == len(vectors) else [vectors[i] for i in live]
+        return self._parameter_products(grads, along, vectors, batched)
 
     # ------------------------------------------------------------------ torch.func modes
     def _functional_loss(self, primals: tuple[torch.Tensor, ...], chunk: Chunk) -> torch.Tensor:

@@ -261,6 +261,28 @@ class ProductsMixin:
             for p, shape in zip(self._params, self._shapes, strict=True)
         ]
 
+    def _parameter_products(
+        self, roots: Any, grad_outputs: Any, vectors: list[torch.Tensor], batched: bool
+    ) -> list[torch.Tensor]:
+        """Differentiate ``roots`` along ``grad_outputs`` with respect to the parameters.
+
+        One ``torch.autograd.grad`` call that keeps the graph (``batched``: the leading
+        dimension of ``grad_outputs`` is the block); a parameter that ``roots`` do not depend
+        on gets zeros shaped like the products of ``vectors``.
+        """
+        products = torch.autograd.grad(
+            roots,
+            self._params,
+            grad_outputs=grad_outputs,
+            retain_graph=True,
+            allow_unused=True,
+            is_grads_batched=batched,
+        )
+        if any(p is None for p in products):
+            zeros = self._zeros_like_params(vectors, batched)
+            return [z if p is None else p for p, z in zip(products, zeros, strict=True)]
+        return list(products)
+
     # ------------------------------------------------------------------ block strategy
     def _block_strategy(self) -> str:
         timings = self._block_timings
