@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -10,16 +9,16 @@ import numpy as np
 
 from .._core._array_api import device
 from .._core._result import SolveResult, Status
-from .._operators._base import LinearOperator
 from .._solve._problem import Problem, finish, pose
 from ._blocks import (
-    ColumnBook,
+    BlockSolve,
     LinearSystem,
+    StoppedColumns,
     column_dots,
     column_norms,
     linear_system,
-    make_result,
     replace_columns,
+    take_all,
     take_columns,
     to_host,
 )
@@ -120,195 +119,160 @@ def cg(
 def run_cg(problem: Problem, *, maxiter: Any = None, M: Any = None) -> SolveResult:
     """Run CG on a posed problem (see :func:`cg`); the result is the raw one, to finish."""
     system = linear_system(problem, maxiter=maxiter, M=M, method="cg")
-    return _cg(system, callback=problem.callback)
+    return _ConjugateGradients(system, callback=problem.callback).run()
 
 
-def _cg(system: LinearSystem, *, callback: Any) -> SolveResult:
-    xp = system.xp
-    operator = system.operator
-    space = operator.vector_space
-    precondition = system.preconditioner.matmat if system.preconditioner is not None else None
-    k = system.rhs.shape[1]
-    book = ColumnBook(k)
-    n_matvec = 0
+class _ConjugateGradients(BlockSolve):
+    """CG on the active columns: residuals ``R``, directions ``P``, ``rho = r^H M r``."""
 
-    B = system.rhs
-    if system.x0 is None:
-        X = xp.zeros_like(B)
-        R = B
-    else:
-        X = system.x0
-        R = B - operator.matmat(X)
-        n_matvec += k
-    tol = system.tol.copy()
-    # without x0 the residual is b, whose norms the problem has
-    rnorm = system.rhs_norms if system.x0 is None else to_host(xp, column_norms(space, R))
-    checked_once = system.x0 is not None  # with x0 the initial residual is a true residual
-    last_true = np.full(k, np.inf)
+    def __init__(self, system: LinearSystem, *, callback: Any) -> None:
+        super().__init__(system, system.operator.matmat, callback=callback)
+        preconditioner = system.preconditioner
+        self.precondition = preconditioner.matmat if preconditioner is not None else None
+        self.restart = np.zeros(0, dtype=bool)  # columns given their true residual this step
 
-    # columns done before any iteration: a zero right-hand side or a good x0
-    initial_done = [
-        j for j in range(k) if rnorm[j] <= tol[j] and (checked_once or system.rhs_norms[j] == 0)
-    ]
-    if initial_done:
-        keep = book.finish(
-            xp,
-            X,
-            initial_done,
-            [Status.SUCCESS] * len(initial_done),
-            [float(rnorm[j]) for j in initial_done],
-        )
-        X, R, B = (take_columns(xp, M_, keep) for M_ in (X, R, B))
-        tol, last_true = tol[keep], last_true[keep]
-    if not book.active:
-        return make_result(system, book, X, n_matvec=n_matvec, n_iter=0, info={})
+    def start(self) -> bool:
+        R = self.initial_residual()
+        norms = self.initial_residual_norms(R)
+        # columns done before any iteration: a zero right-hand side or a good x0
+        done = StoppedColumns()
+        for j in range(self.book.k):
+            if self.solved_at_start(norms, j):
+                done.add(j, Status.SUCCESS, float(norms[j]))
+        if done:
+            keep = self.retire(done)
+            if keep is None:
+                return False
+            R = take_columns(self.xp, R, keep)
+        self.R = R
+        Z = self.precondition(R) if self.precondition is not None else R
+        self.rho = column_dots(self.space, R, Z)
+        self.P = Z
+        return True
 
-    Z = precondition(R) if precondition is not None else R
-    rho = column_dots(space, R, Z)
-    P = Z
-    n_iter = 0
-    n_checks = 0
-    tol_device = None  # tol on the device, rebuilt whenever the active block shrinks
-    for iteration in range(1, system.maxiter + 1):
-        n_iter = iteration
-        Q = operator.matmat(P)
-        n_matvec += len(book.active)
-        curvature = column_dots(space, P, Q)
+    def step(self, iteration: int) -> bool:
+        xp, space = self.xp, self.space
+        Q = self.apply(self.P)
+        self.n_matvec += self.width
+        curvature = column_dots(space, self.P, Q)
         positive = curvature > 0
-        alpha = xp.where(positive, rho / xp.where(positive, curvature, 1.0), 0.0)
-        X = X + alpha * P
-        R = R - alpha * Q
-        if precondition is None:
-            rho_next = column_dots(space, R, R)
+        alpha = xp.where(positive, self.rho / xp.where(positive, curvature, 1.0), 0.0)
+        self.X = self.X + alpha * self.P
+        self.R = self.R - alpha * Q
+        rho_next = None
+        if self.precondition is None:
+            rho_next = column_dots(space, self.R, self.R)
             norms = xp.sqrt(rho_next)  # r^H r >= 0; NaN stays NaN
         else:
-            norms = column_norms(space, R)
-        if tol_device is None:
-            tol_device = xp.asarray(tol, dtype=norms.dtype, device=device(norms))
-        flags = (norms <= tol_device) | ~positive
+            norms = column_norms(space, self.R)
+        flags = (norms <= self.device_threshold(norms)) | ~positive
         flags = flags | ~xp.isfinite(norms) | ~xp.isfinite(curvature)
-        if callback is not None:
-            callback(book.assemble(xp, X, system.vector))
-        stopped: list[int] = []
-        stopped_status: list[Status] = []
-        stopped_residual: list[float] = []
+        self.report_progress()
+        stopped = StoppedColumns()
         replaced = False
-        restart = np.zeros(len(book.active), dtype=bool)  # columns given their true residual
+        self.restart = np.zeros(self.width, dtype=bool)
         if bool(xp.any(flags)):
-            host_norms = to_host(xp, norms)
-            host_positive = to_host(xp, xp.astype(positive, norms.dtype)) > 0
-            host_curvature = to_host(xp, curvature)
-            candidates = []
-            for position in range(len(book.active)):
-                if not (
-                    np.isfinite(host_norms[position]) and np.isfinite(host_curvature[position])
-                ):
-                    stopped += [position]
-                    stopped_status += [Status.NONFINITE]
-                    stopped_residual += [math.nan]
-                elif not host_positive[position]:
-                    stopped += [position]
-                    stopped_status += [Status.INDEFINITE]
-                    stopped_residual += [math.nan]  # filled in with the true residual below
-                elif host_norms[position] <= tol[position]:
-                    candidates.append(position)
-            if candidates:
-                n_checks += 1
-                true_R, true_norms = _true_residual(xp, operator, B, X, candidates)
-                n_matvec += len(candidates)
-                failed, failed_R = [], []
-                for i, position in enumerate(candidates):
-                    if true_norms[i] <= tol[position]:
-                        stopped += [position]
-                        stopped_status += [Status.SUCCESS]
-                        stopped_residual += [float(true_norms[i])]
-                    elif true_norms[i] > 0.9 * last_true[position]:
-                        stopped += [position]
-                        stopped_status += [Status.STAGNATED]
-                        stopped_residual += [float(true_norms[i])]
-                    else:
-                        last_true[position] = true_norms[i]
-                        failed.append(position)
-                        failed_R.append(i)
-                if failed:
-                    # residual replacement: continue from the true residual, restarted below
-                    R = replace_columns(xp, R, failed, take_columns(xp, true_R, failed_R))
-                    replaced = True
-                    restart[failed] = True
+            replaced = self._sort_flagged(norms, positive, curvature, stopped)
         # residuals of indefinite columns are reported as true residuals
         indefinite = [
-            p for p, s in zip(stopped, stopped_status, strict=True) if s is Status.INDEFINITE
+            p
+            for p, s in zip(stopped.positions, stopped.statuses, strict=True)
+            if s is Status.INDEFINITE
         ]
         if indefinite:
-            _, norms_indefinite = _true_residual(xp, operator, B, X, indefinite)
-            n_matvec += len(indefinite)
-            for p, value in zip(indefinite, norms_indefinite, strict=True):
-                stopped_residual[stopped.index(p)] = float(value)
-        if stopped:
-            keep = book.finish(xp, X, stopped, stopped_status, stopped_residual)
-            if not book.active:
-                break
-            X, R, B, P, rho = (take_columns(xp, M_, keep) for M_ in (X, R, B, P, rho))
-            tol, last_true, tol_device = tol[keep], last_true[keep], None
-            restart = restart[keep]
-        if precondition is None:
-            Z = R
+            self.fill_true_residuals(stopped, indefinite)
+        if stopped and self._retire(stopped) is None:
+            return False
+        if self.precondition is None:
+            Z = self.R
             if stopped or replaced:
-                rho_next = column_dots(space, R, R)
+                rho_next = column_dots(space, self.R, self.R)
         else:
-            Z = precondition(R)
-            rho_next = column_dots(space, R, Z)
-            # r^H M r <= 0 with r != 0: the preconditioner is not positive definite
-            bad = rho_next <= 0
-            if bool(xp.any(bad)):
-                host_bad = to_host(xp, xp.astype(bad, rho_next.dtype)) > 0
-                positions = [p for p in range(len(book.active)) if host_bad[p]]
-                _, norms_bad = _true_residual(xp, operator, B, X, positions)
-                n_matvec += len(positions)
-                keep = book.finish(
-                    xp,
-                    X,
-                    positions,
-                    [Status.INDEFINITE] * len(positions),
-                    [float(v) for v in norms_bad],
-                )
-                if not book.active:
-                    break
-                X, R, B, P, rho, rho_next, Z = (
-                    take_columns(xp, M_, keep) for M_ in (X, R, B, P, rho, rho_next, Z)
-                )
-                tol, last_true, tol_device = tol[keep], last_true[keep], None
-                restart = restart[keep]
-        beta = rho_next / rho
-        if restart.any():
+            preconditioned = self._precondition()
+            if preconditioned is None:
+                return False
+            Z, rho_next = preconditioned
+        self._update_direction(Z, rho_next)
+        return True
+
+    def _sort_flagged(
+        self, norms: Any, positive: Any, curvature: Any, stopped: StoppedColumns
+    ) -> bool:
+        """Stop or verify the flagged columns; return whether a residual was replaced.
+
+        A non-finite residual or curvature stops a column with ``Status.NONFINITE``, a
+        curvature ``p^H A p <= 0`` with ``Status.INDEFINITE`` (the residual is filled in
+        later); a column whose recursive residual passes the test is checked by its true
+        residual, which replaces the recursive one if the check fails (residual replacement,
+        the column restarts in :meth:`_update_direction`).
+        """
+        xp = self.xp
+        host_norms = to_host(xp, norms)
+        host_positive = to_host(xp, xp.astype(positive, norms.dtype)) > 0
+        host_curvature = to_host(xp, curvature)
+        candidates = []
+        for position in range(self.width):
+            if not (np.isfinite(host_norms[position]) and np.isfinite(host_curvature[position])):
+                stopped.add(position, Status.NONFINITE)
+            elif not host_positive[position]:
+                stopped.add(position, Status.INDEFINITE)
+            elif host_norms[position] <= self.tol[position]:
+                candidates.append(position)
+        if not candidates:
+            return False
+        true_R, _, failed = self.check_true_residuals(candidates, stopped)
+        if not failed:
+            return False
+        positions = [candidates[i] for i in failed]
+        self.R = replace_columns(xp, self.R, positions, take_columns(xp, true_R, failed))
+        self.restart[positions] = True
+        return True
+
+    def _precondition(self) -> tuple[Any, Any] | None:
+        """``Z = M R`` and ``rho = r^H M r``; stop the columns where ``M`` is not definite.
+
+        Returns None if no column is left.
+        """
+        xp = self.xp
+        Z = self.precondition(self.R)
+        rho_next = column_dots(self.space, self.R, Z)
+        # r^H M r <= 0 with r != 0: the preconditioner is not positive definite
+        bad = rho_next <= 0
+        if bool(xp.any(bad)):
+            host_bad = to_host(xp, xp.astype(bad, rho_next.dtype)) > 0
+            stopped = StoppedColumns()
+            for position in range(self.width):
+                if host_bad[position]:
+                    stopped.add(position, Status.INDEFINITE)
+            self.fill_true_residuals(stopped, stopped.positions)
+            keep = self._retire(stopped)
+            if keep is None:
+                return None
+            Z, rho_next = take_all(xp, keep, Z, rho_next)
+        return Z, rho_next
+
+    def _retire(self, stopped: StoppedColumns) -> list[int] | None:
+        """Do :meth:`BlockSolve.retire` and shrink the CG state; return the kept positions."""
+        keep = self.retire(stopped)
+        if keep is not None:
+            self.R, self.P, self.rho = take_all(self.xp, keep, self.R, self.P, self.rho)
+            self.restart = self.restart[keep]
+        return keep
+
+    def _update_direction(self, Z: Any, rho_next: Any) -> None:
+        """``P = Z + beta P`` with ``beta = rho_next / rho`` (zero for a restarted column)."""
+        xp = self.xp
+        beta = rho_next / self.rho
+        if self.restart.any():
             # A replaced residual is not the recursive one that rho belongs to: beta from their
             # ratio (up to ||r_true||^2 / ||r_rec||^2, huge in float32) wrecks the direction.
             # Those columns restart CG from the current iterate (beta = 0), a valid CG run.
-            mask = xp.asarray(restart, device=device(beta))
+            mask = xp.asarray(self.restart, device=device(beta))
             beta = xp.where(mask, xp.zeros_like(beta), beta)
-        P = Z + beta * P
-        rho = rho_next
+        self.P = Z + beta * self.P
+        self.rho = rho_next
 
-    if book.active:
-        # iteration budget used up: report the true residual of what is returned
-        positions = list(range(len(book.active)))
-        _, final_norms = _true_residual(xp, operator, B, X, positions)
-        n_matvec += len(positions)
-        book.finish(
-            xp,
-            X,
-            positions,
-            [Status.MAX_ITERATIONS] * len(positions),
-            [float(v) for v in final_norms],
-        )
-        X = X[:, :0]
-    info = {"n_residual_checks": n_checks}
-    return make_result(system, book, X, n_matvec=n_matvec, n_iter=n_iter, info=info)
-
-
-def _true_residual(
-    xp: Any, operator: LinearOperator, B: Any, X: Any, positions: list[int]
-) -> tuple[Any, np.ndarray]:
-    """``B - A X`` on the given columns, and its column norms on the host."""
-    residual = take_columns(xp, B, positions) - operator.matmat(take_columns(xp, X, positions))
-    return residual, to_host(xp, column_norms(operator.vector_space, residual))
+    def final_residual_norms(self) -> np.ndarray:
+        # the columns are copied out of the block as in every check (not ``B - A X`` on the
+        # block): a copy can change the memory layout, and with it the last bits of ``A X``
+        return self.true_residual(list(range(self.width)))[1]

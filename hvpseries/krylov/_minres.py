@@ -9,17 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from .._core._array_api import device, epsilon
+from .._core._array_api import epsilon
 from .._core._result import SolveResult, Status
 from .._solve._problem import Problem, finish, pose
 from ._blocks import (
-    ColumnBook,
+    BlockSolve,
     LinearSystem,
+    StoppedColumns,
     column_dots,
-    column_norms,
     linear_system,
-    make_result,
-    take_columns,
+    take_all,
     to_host,
 )
 
@@ -76,10 +75,11 @@ def minres(
     Raises
     ------
     TypeError
-        A tolerance passed positionally, a non-numeric tolerance, mixed array libraries.
+        A tolerance passed positionally, a non-numeric tolerance or ``shift`` (a bool
+        included), mixed array libraries.
     ValueError
-        Negative or non-finite tolerances, ``maxiter < 1``, shape mismatches, or an operator
-        tagged non-symmetric.
+        A non-finite ``shift``, negative or non-finite tolerances, ``maxiter < 1``, shape
+        mismatches, or an operator (``A`` or ``M``) tagged non-symmetric.
 
     Notes
     -----
@@ -126,223 +126,225 @@ def run_minres(
 ) -> SolveResult:
     """Run MINRES on a posed problem (see :func:`minres`); the result is the raw one."""
     system = linear_system(problem, maxiter=maxiter, M=M, method="minres")
-    return _minres(system, shift, callback=problem.callback)
+    return _MinimalResidual(system, shift, callback=problem.callback).run()
 
 
-def _minres(system: LinearSystem, shift: float, *, callback: Any) -> SolveResult:
-    xp = system.xp
-    operator = system.operator
-    space = operator.vector_space
-    preconditioner = system.preconditioner
-    k = system.rhs.shape[1]
-    book = ColumnBook(k)
-    n_matvec = 0
-    eps = epsilon(xp, operator.dtype)
+class _MinimalResidual(BlockSolve):
+    """MINRES on the active columns: the Lanczos vectors and the QR factor's rotations.
 
-    def apply(V: Any) -> Any:
-        out = operator.matmat(V)
-        return out - shift * V if shift != 0.0 else out
+    ``R1, R2`` are the last two (unnormalised) Lanczos vectors, ``Y = M R2``, ``W, W2`` the
+    last two search directions; ``phibar`` estimates the M-norm of the residual.
+    """
 
-    def precondition(V: Any) -> Any:
-        return preconditioner.matmat(V) if preconditioner is not None else V
+    def __init__(self, system: LinearSystem, shift: float, *, callback: Any) -> None:
+        operator = system.operator
 
-    B = system.rhs
-    if system.x0 is None:
-        X = xp.zeros_like(B)
-        R1 = B
-    else:
-        X = system.x0
-        R1 = B - apply(X)
-        n_matvec += k
-    tol = system.tol.copy()
-    Y = precondition(R1)
-    beta_squared = column_dots(space, R1, Y)
-    # without x0 the residual is b, whose norms the problem has
-    r_norms = system.rhs_norms if system.x0 is None else to_host(xp, column_norms(space, R1))
-    host_beta_squared = to_host(xp, beta_squared)
+        def apply(V: Any) -> Any:
+            out = operator.matmat(V)
+            return out - shift * V if shift != 0.0 else out
 
-    # columns that stop before any iteration
-    initial: list[int] = []
-    initial_status: list[Status] = []
-    for j in range(k):
-        exact = system.x0 is not None or system.rhs_norms[j] == 0
-        if r_norms[j] <= tol[j] and exact:
-            initial.append(j)
-            initial_status.append(Status.SUCCESS)
-        elif host_beta_squared[j] <= 0:
-            initial.append(j)
-            initial_status.append(
-                Status.INDEFINITE if host_beta_squared[j] < 0 else Status.BREAKDOWN
-            )
-        elif not np.isfinite(r_norms[j]) or not np.isfinite(host_beta_squared[j]):
-            initial.append(j)
-            initial_status.append(Status.NONFINITE)
-    if initial:
-        keep = book.finish(xp, X, initial, initial_status, [float(r_norms[j]) for j in initial])
-        if not book.active:
-            return make_result(system, book, X, n_matvec=n_matvec, n_iter=0, info={})
-        X, R1, Y, B, beta_squared = (
-            take_columns(xp, M_, keep) for M_ in (X, R1, Y, B, beta_squared)
-        )
-        tol, r_norms, host_beta_squared = tol[keep], r_norms[keep], host_beta_squared[keep]
+        super().__init__(system, apply, callback=callback)
+        self.preconditioner = system.preconditioner
+        self.eps = epsilon(system.xp, operator.dtype)
 
-    beta1 = xp.sqrt(beta_squared)
-    # the recurrence estimates the M-norm of the residual; start the trigger from the ratio of
-    # the 2-norm to the M-norm of the first residual (exactly 1 without a preconditioner)
-    trigger = tol * r_norms / np.sqrt(host_beta_squared)
-    last_true = np.full(len(book.active), np.inf)
+    @property
+    def threshold(self) -> np.ndarray:
+        return self.trigger
 
-    zeros = xp.zeros_like(beta1)
-    old_beta, beta, dbar, epsln, phibar = zeros, beta1, zeros, zeros, beta1
-    cs, sn = zeros - 1.0, zeros
-    W = W2 = xp.zeros_like(X)
-    R2 = R1
-    n_iter = 0
-    n_checks = 0
-    trigger_device = None
-    # the diagonal of the QR factor of the Lanczos matrix gives a condition estimate; beyond
-    # 0.1 / eps the system is singular to working precision and the iterates blow up
-    gamma_max, gamma_min = zeros, zeros + float(xp.finfo(beta1.dtype).max)
-    singular_limit = 0.1 / eps
-    matrix_norm_squared = zeros
-    lsq_limit = eps  # (sqrt(eps))^2
-    next_lsq_check = np.zeros(len(book.active))  # iteration from which the flag counts again
-    for iteration in range(1, system.maxiter + 1):
-        n_iter = iteration
-        V = Y / beta
-        Y = apply(V)
-        n_matvec += len(book.active)
-        previous = old_beta > 0
-        Y = Y - xp.where(previous, beta / xp.where(previous, old_beta, 1.0), 0.0) * R1
-        alpha = column_dots(space, V, Y)
-        Y = Y - (alpha / beta) * R2
-        R1, R2 = R2, Y
-        Y = precondition(R2)
-        old_beta = beta
-        beta_squared = column_dots(space, R2, Y)
-        beta = xp.sqrt(xp.where(beta_squared > 0, beta_squared, 0.0))
-        # apply the previous rotation, then build and apply the new one
-        old_epsln = epsln
-        delta = cs * dbar + sn * alpha
-        gbar = sn * dbar - cs * alpha
-        epsln = sn * beta
-        dbar = -cs * beta
-        gamma = xp.sqrt(gbar * gbar + beta * beta)
-        # ||A r|| / (||A|| ||r||), SciPy's test2: tiny when r is a least-squares residual
-        matrix_norm_squared = (
-            matrix_norm_squared + alpha * alpha + old_beta * old_beta + beta * beta
-        )
-        least_squares = gbar * gbar + dbar * dbar <= lsq_limit * matrix_norm_squared
-        gamma = xp.where(gamma > eps, gamma, eps)
-        gamma_max = xp.maximum(gamma_max, gamma)
-        gamma_min = xp.minimum(gamma_min, gamma)
-        cs = gbar / gamma
-        sn = beta / gamma
-        phi = cs * phibar
-        phibar = sn * phibar
-        W1, W2 = W2, W
-        W = (V - old_epsln * W1 - delta * W2) / gamma
-        X = X + phi * W
-        if callback is not None:
-            callback(book.assemble(xp, X, system.vector))
+    def precondition(self, V: Any) -> Any:
+        """Return ``M V`` (``V`` without a preconditioner)."""
+        return self.preconditioner.matmat(V) if self.preconditioner is not None else V
 
-        if trigger_device is None:
-            trigger_device = xp.asarray(trigger, dtype=phibar.dtype, device=device(phibar))
-        singular = gamma_max >= singular_limit * gamma_min
-        flags = (phibar <= trigger_device) | (beta_squared <= 0) | ~xp.isfinite(phibar)
+    def start(self) -> bool:
+        xp = self.xp
+        R1 = self.initial_residual()
+        Y = self.precondition(R1)
+        beta_squared = column_dots(self.space, R1, Y)
+        r_norms = self.initial_residual_norms(R1)
+        host_beta_squared = to_host(xp, beta_squared)
+        # columns that stop before any iteration
+        stopped = StoppedColumns()
+        for j in range(self.book.k):
+            if self.solved_at_start(r_norms, j):
+                status = Status.SUCCESS
+            elif host_beta_squared[j] <= 0:
+                status = Status.INDEFINITE if host_beta_squared[j] < 0 else Status.BREAKDOWN
+            elif not np.isfinite(r_norms[j]) or not np.isfinite(host_beta_squared[j]):
+                status = Status.NONFINITE
+            else:
+                continue
+            stopped.add(j, status, float(r_norms[j]))
+        if stopped:
+            keep = self.retire(stopped)
+            if keep is None:
+                return False
+            R1, Y, beta_squared = take_all(xp, keep, R1, Y, beta_squared)
+            r_norms, host_beta_squared = r_norms[keep], host_beta_squared[keep]
+        self._set_up(R1, Y, beta_squared, r_norms, host_beta_squared)
+        return True
+
+    def _set_up(
+        self, R1: Any, Y: Any, beta_squared: Any, r_norms: np.ndarray, host_beta_squared: Any
+    ) -> None:
+        """Set the recurrences' starting state from the first residual ``R1`` and ``M R1``."""
+        xp = self.xp
+        beta1 = xp.sqrt(beta_squared)
+        # the recurrence estimates the M-norm of the residual; start the trigger from the ratio
+        # of the 2-norm to the M-norm of the first residual (exactly 1 without a preconditioner)
+        self.trigger = self.tol * r_norms / np.sqrt(host_beta_squared)
+        zeros = xp.zeros_like(beta1)
+        self.old_beta, self.beta, self.phibar = zeros, beta1, beta1
+        self.dbar, self.epsln = zeros, zeros
+        self.cs, self.sn = zeros - 1.0, zeros
+        self.W = self.W2 = xp.zeros_like(self.X)
+        self.R1, self.R2, self.Y = R1, R1, Y
+        # the diagonal of the QR factor of the Lanczos matrix gives a condition estimate;
+        # beyond 0.1 / eps the system is singular to working precision and the iterates blow up
+        self.gamma_max, self.gamma_min = zeros, zeros + float(xp.finfo(beta1.dtype).max)
+        self.singular_limit = 0.1 / self.eps
+        self.matrix_norm_squared = zeros
+        self.lsq_limit = self.eps  # (sqrt(eps))^2
+        self.next_lsq_check = np.zeros(self.width)  # iteration from which the flag counts again
+
+    def step(self, iteration: int) -> bool:
+        xp = self.xp
+        V, alpha, beta_squared = self._lanczos_step()
+        least_squares = self._update_solution(V, alpha)
+        self.report_progress()
+        phibar = self.phibar
+        threshold = self.device_threshold(phibar)
+        singular = self.gamma_max >= self.singular_limit * self.gamma_min
+        flags = (phibar <= threshold) | (beta_squared <= 0) | ~xp.isfinite(phibar)
         flags = flags | singular | least_squares
         if not bool(xp.any(flags)):
-            continue
-        host_phibar = to_host(xp, phibar)
-        host_beta_squared = to_host(xp, beta_squared)
-        host_singular = to_host(xp, xp.astype(singular, phibar.dtype)) > 0
-        host_lsq = (to_host(xp, xp.astype(least_squares, phibar.dtype)) > 0) & (
-            next_lsq_check <= iteration
+            return True
+        stopped, checked = self._sort_flagged(iteration, beta_squared, singular, least_squares)
+        if not stopped:
+            return True
+        missing = [p for p in stopped.positions if p not in checked]
+        if missing:
+            self.fill_true_residuals(stopped, missing)
+        return self._retire(stopped)
+
+    def _lanczos_step(self) -> tuple[Any, Any, Any]:
+        """Extend the Lanczos basis by one vector; return ``V``, ``alpha`` and ``beta^2``."""
+        xp, space = self.xp, self.space
+        V = self.Y / self.beta
+        Y = self.apply(V)
+        self.n_matvec += self.width
+        previous = self.old_beta > 0
+        Y = (
+            Y
+            - xp.where(previous, self.beta / xp.where(previous, self.old_beta, 1.0), 0.0) * self.R1
         )
-        stopped: list[int] = []
-        stopped_status: list[Status] = []
-        stopped_residual: list[float] = []
+        alpha = column_dots(space, V, Y)
+        Y = Y - (alpha / self.beta) * self.R2
+        self.R1, self.R2 = self.R2, Y
+        self.Y = self.precondition(self.R2)
+        self.old_beta = self.beta
+        beta_squared = column_dots(space, self.R2, self.Y)
+        self.beta = xp.sqrt(xp.where(beta_squared > 0, beta_squared, 0.0))
+        return V, alpha, beta_squared
+
+    def _update_solution(self, V: Any, alpha: Any) -> Any:
+        """Apply the previous rotation, build and apply the new one, and update ``X``.
+
+        Returns the flags of the columns whose ``||A r|| / (||A|| ||r||)`` is tiny.
+        """
+        xp, beta = self.xp, self.beta
+        old_epsln = self.epsln
+        delta = self.cs * self.dbar + self.sn * alpha
+        gbar = self.sn * self.dbar - self.cs * alpha
+        self.epsln = self.sn * beta
+        self.dbar = -self.cs * beta
+        gamma = xp.sqrt(gbar * gbar + beta * beta)
+        # ||A r|| / (||A|| ||r||), SciPy's test2: tiny when r is a least-squares residual
+        self.matrix_norm_squared = (
+            self.matrix_norm_squared + alpha * alpha + self.old_beta * self.old_beta + beta * beta
+        )
+        least_squares = (
+            gbar * gbar + self.dbar * self.dbar <= self.lsq_limit * self.matrix_norm_squared
+        )
+        gamma = xp.where(gamma > self.eps, gamma, self.eps)
+        self.gamma_max = xp.maximum(self.gamma_max, gamma)
+        self.gamma_min = xp.minimum(self.gamma_min, gamma)
+        self.cs = gbar / gamma
+        self.sn = beta / gamma
+        phi = self.cs * self.phibar
+        self.phibar = self.sn * self.phibar
+        W1, self.W2 = self.W2, self.W
+        self.W = (V - old_epsln * W1 - delta * self.W2) / gamma
+        self.X = self.X + phi * self.W
+        return least_squares
+
+    def _sort_flagged(
+        self, iteration: int, beta_squared: Any, singular: Any, least_squares: Any
+    ) -> tuple[StoppedColumns, set[int]]:
+        """Stop or verify the flagged columns; return the stopped and the checked positions.
+
+        A non-finite estimate stops a column with ``Status.NONFINITE``. A column whose
+        estimate passes the trigger, whose Lanczos recurrence ended (``beta^2 <= 0``), which is
+        singular to working precision, or whose residual looks like a least-squares one is
+        checked by its true residual. A check that fails lowers the trigger by the observed
+        ratio and pauses the least-squares flag for ``_LSQ_RECHECK`` iterations.
+        """
+        xp = self.xp
+        host_phibar = to_host(xp, self.phibar)
+        host_beta_squared = to_host(xp, beta_squared)
+        host_singular = to_host(xp, xp.astype(singular, self.phibar.dtype)) > 0
+        host_lsq = (to_host(xp, xp.astype(least_squares, self.phibar.dtype)) > 0) & (
+            self.next_lsq_check <= iteration
+        )
+        stopped = StoppedColumns()
         candidates = []
-        for position in range(len(book.active)):
+        for position in range(self.width):
             if not np.isfinite(host_phibar[position]) or not np.isfinite(
                 host_beta_squared[position]
             ):
-                stopped.append(position)
-                stopped_status.append(Status.NONFINITE)
+                stopped.add(position, Status.NONFINITE)
             elif (
-                host_phibar[position] <= trigger[position]
+                host_phibar[position] <= self.trigger[position]
                 or host_beta_squared[position] <= 0
                 or host_singular[position]
                 or host_lsq[position]
             ):
                 candidates.append(position)
-        if candidates:
-            n_checks += 1
-            residual = take_columns(xp, B, candidates) - apply(take_columns(xp, X, candidates))
-            true_norms = to_host(xp, column_norms(space, residual))
-            n_matvec += len(candidates)
-            for i, position in enumerate(candidates):
-                if true_norms[i] <= tol[position]:
-                    stopped.append(position)
-                    stopped_status.append(Status.SUCCESS)
-                elif host_beta_squared[position] < 0:
-                    stopped.append(position)
-                    stopped_status.append(Status.INDEFINITE)  # r^H M r < 0: M is indefinite
-                elif (
-                    host_beta_squared[position] == 0
-                    or host_singular[position]
-                    or true_norms[i] > 0.9 * last_true[position]
-                ):
-                    # an invariant subspace was found, the system is singular to working
-                    # precision, or no progress since the last check: the iteration cannot
-                    # improve this column any further
-                    stopped.append(position)
-                    stopped_status.append(Status.STAGNATED)
-                else:
-                    last_true[position] = true_norms[i]
-                    next_lsq_check[position] = iteration + _LSQ_RECHECK
-                    ratio = tol[position] / true_norms[i]
-                    trigger[position] = 0.9 * min(trigger[position], host_phibar[position]) * ratio
-                    trigger_device = None
-            check_norms = dict(zip(candidates, true_norms, strict=True))
-        else:
-            check_norms = {}
-        if not stopped:
-            continue
-        missing = [p for p in stopped if p not in check_norms]
-        if missing:
-            residual = take_columns(xp, B, missing) - apply(take_columns(xp, X, missing))
-            n_matvec += len(missing)
-            check_norms.update(
-                zip(missing, to_host(xp, column_norms(space, residual)), strict=True)
-            )
-        stopped_residual = [float(check_norms[p]) for p in stopped]
-        keep = book.finish(xp, X, stopped, stopped_status, stopped_residual)
-        if not book.active:
-            break
-        X, B, Y, R1, R2, W, W2 = (take_columns(xp, M_, keep) for M_ in (X, B, Y, R1, R2, W, W2))
-        old_beta, beta, dbar, epsln, phibar, cs, sn = (
-            take_columns(xp, M_, keep) for M_ in (old_beta, beta, dbar, epsln, phibar, cs, sn)
-        )
-        gamma_max, gamma_min, matrix_norm_squared = (
-            take_columns(xp, M_, keep) for M_ in (gamma_max, gamma_min, matrix_norm_squared)
-        )
-        tol, trigger, last_true = tol[keep], trigger[keep], last_true[keep]
-        next_lsq_check = next_lsq_check[keep]
-        trigger_device = None
+        if not candidates:
+            return stopped, set()
 
-    if book.active:
-        positions = list(range(len(book.active)))
-        residual = B - apply(X)
-        n_matvec += len(positions)
-        final_norms = to_host(xp, column_norms(space, residual))
-        book.finish(
-            xp,
-            X,
-            positions,
-            [Status.MAX_ITERATIONS] * len(positions),
-            [float(v) for v in final_norms],
+        def reason(position: int) -> Status | None:
+            if host_beta_squared[position] < 0:
+                return Status.INDEFINITE  # r^H M r < 0: M is indefinite
+            if host_beta_squared[position] == 0 or host_singular[position]:
+                # an invariant subspace was found or the system is singular to working
+                # precision: the iteration cannot improve this column any further
+                return Status.STAGNATED
+            return None
+
+        _, true_norms, failed = self.check_true_residuals(candidates, stopped, reason)
+        for i in failed:
+            position = candidates[i]
+            self.next_lsq_check[position] = iteration + _LSQ_RECHECK
+            ratio = self.tol[position] / true_norms[i]
+            lowered = 0.9 * min(self.trigger[position], host_phibar[position]) * ratio
+            self.trigger[position] = lowered
+            self.forget_device_threshold()
+        return stopped, set(candidates)
+
+    def _retire(self, stopped: StoppedColumns) -> bool:
+        """Do :meth:`BlockSolve.retire` and shrink the MINRES state; return whether any is left."""
+        keep = self.retire(stopped)
+        if keep is None:
+            return False
+        xp = self.xp
+        self.Y, self.R1, self.R2, self.W, self.W2 = take_all(
+            xp, keep, self.Y, self.R1, self.R2, self.W, self.W2
         )
-        X = X[:, :0]
-    info = {"n_residual_checks": n_checks}
-    return make_result(system, book, X, n_matvec=n_matvec, n_iter=n_iter, info=info)
+        self.old_beta, self.beta, self.dbar, self.epsln, self.phibar, self.cs, self.sn = take_all(
+            xp, keep, self.old_beta, self.beta, self.dbar, self.epsln, self.phibar, self.cs, self.sn
+        )
+        self.gamma_max, self.gamma_min, self.matrix_norm_squared = take_all(
+            xp, keep, self.gamma_max, self.gamma_min, self.matrix_norm_squared
+        )
+        self.trigger, self.next_lsq_check = self.trigger[keep], self.next_lsq_check[keep]
+        return True
