@@ -2,7 +2,9 @@
 
 Models (float32, CPU, torch pinned to one thread): an MLP 8-50-1 on 692 samples (MSE), an MLP
 64-256-256-10 on 256 samples, a small CNN and a CNN with BatchNorm in training mode on 64
-28x28 images (cross-entropy). Timed in the same run:
+28x28 images, and a small transformer (one ``nn.TransformerEncoderLayer``, width 32, 4 heads,
+feedforward 64, no dropout, then a linear readout) on 32 sequences of length 16
+(cross-entropy). Timed in the same run:
 
 * ``time_gradient``: one gradient (forward + backward), the unit of the ratios;
 * ``RawRecipes``: double backward through a *retained* gradient graph, ``torch.func.linearize``
@@ -12,8 +14,14 @@ Models (float32, CPU, torch pinned to one thread): an MLP 8-50-1 on 692 samples 
   peak memory, and ``track_*`` ratios (product / gradient, adapter / fastest raw recipe).
 
 The raw ``torch.func`` recipes of the MSE model use ``((o - t) ** 2).mean()``: with the fused
-``F.mse_loss`` torch 2.13 raises (jvp) or crashes (linearize). Run this file directly for a
-table of the ratios: ``cd asv_benchmarks && python -c "from benchmarks.nn import main; main()"``.
+``F.mse_loss`` torch 2.13 raises (jvp) or crashes (linearize). PyTorch's fused scaled-dot-product
+attention kernels have first derivatives only, so the raw recipes of the transformer are set up
+and run under ``sdpa_kernel([SDPBackend.MATH])``: the kernels ``HessianOperator`` switches its
+curvature passes to by default (its ``AttentionBackendWarning`` is silenced here). Its gradient,
+the unit of the ratios, stays on the default kernels, as the operator's loss and gradient do.
+A mode that cannot run on a model is skipped (asv: ``NotImplementedError`` in ``setup``). Run
+this file directly for a table of the ratios:
+``cd asv_benchmarks && python -c "from benchmarks.nn import main; main()"``.
 """
 
 import timeit
@@ -21,11 +29,13 @@ import timeit
 from .common import pick, pin_threads, require_torch
 
 THREADS = 1
-MODELS = ["mlp-8-50-1", "mlp-64-256-256-10", "cnn", "cnn-batchnorm"]
+MODELS = ["mlp-8-50-1", "mlp-64-256-256-10", "cnn", "cnn-batchnorm", "transformer"]
 MODES = ["double-backward", "linearize", "forward-over-reverse", "finite-difference"]
 RECIPES = ["double-backward-retained", "linearize-repeated", "jvp-grad-fresh"]
 BLOCK = 8
 IMAGE_BATCH = pick(64, 64)
+SEQUENCES = (32, 16, 32)  # batch, length, width of the transformer's inputs
+ATTENTION_MODELS = {"transformer"}  # run the raw recipes on the math attention backend
 
 
 def make_problem(name):
@@ -44,6 +54,13 @@ def make_problem(name):
             nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
         )
         data = (torch.randn(256, 64), torch.randint(0, 10, (256,)))
+    elif name == "transformer":
+        batch, length, width = SEQUENCES
+        layer = nn.TransformerEncoderLayer(
+            width, nhead=4, dim_feedforward=64, dropout=0.0, batch_first=True
+        )
+        model = nn.Sequential(layer, nn.Flatten(), nn.Linear(length * width, 10)).train()
+        data = (torch.randn(batch, length, width), torch.randint(0, 10, (batch,)))
     else:
         norm = (
             (lambda c: nn.BatchNorm2d(c)) if name == "cnn-batchnorm" else (lambda c: nn.Identity())
@@ -65,16 +82,49 @@ def make_problem(name):
     return model, loss, loss, data
 
 
+def attention_context(name):
+    """The attention kernels of ``name``'s raw curvature recipes: the math backend or as is."""
+    import contextlib
+
+    if name not in ATTENTION_MODELS:
+        return contextlib.nullcontext
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return lambda: sdpa_kernel([SDPBackend.MATH])
+
+
 def raw_recipe(name, recipe):
-    """A zero-argument function computing one HVP the plain torch way (set up once)."""
+    """A zero-argument function computing one HVP the plain torch way (set up once).
+
+    The gradient runs on the default attention kernels; the curvature recipes of an attention
+    model are set up and run on the math backend (the fused kernels have no second derivative).
+    """
+    import torch
+
+    if recipe == "gradient":
+        model, loss_fn, _, (inputs, targets) = make_problem(name)
+        params = [p for p in model.parameters() if p.requires_grad]
+        return lambda: torch.autograd.grad(loss_fn(model(inputs), targets), params)
+    context = attention_context(name)
+    with context():
+        hvp = _raw_hvp(name, recipe)
+    if name not in ATTENTION_MODELS:
+        return hvp
+
+    def hvp_on_math_kernels():
+        with context():
+            return hvp()
+
+    return hvp_on_math_kernels
+
+
+def _raw_hvp(name, recipe):
     import torch
     from torch.func import functional_call, grad, jvp, linearize
 
     model, loss_fn, raw_loss_fn, (inputs, targets) = make_problem(name)
     params = [p for p in model.parameters() if p.requires_grad]
     vector = [torch.randn_like(p) for p in params]
-    if recipe == "gradient":
-        return lambda: torch.autograd.grad(loss_fn(model(inputs), targets), params)
     if recipe == "double-backward-retained":
         gradient = torch.autograd.grad(loss_fn(model(inputs), targets), params, create_graph=True)
         return lambda: torch.autograd.grad(gradient, params, vector, retain_graph=True)
@@ -103,11 +153,19 @@ def raw_recipe(name, recipe):
 
 
 def adapter(name, mode):
-    """``(build, H, v, V)``: a function building the operator, one built operator, vectors."""
+    """``(build, H, v, V)``: a function building the operator, one built operator, vectors.
+
+    Raises ``NotImplementedError`` (asv: skipped) where ``mode`` cannot run on the model: its
+    first product fails, or the operator falls back to another mode.
+    """
+    import warnings
+
     import torch
 
-    from hvpseries.nn import HessianOperator
+    from hvpseries.nn import AttentionBackendWarning, HessianOperator
 
+    # Each new operator of an attention model says once that it switched to the math kernels.
+    warnings.filterwarnings("ignore", category=AttentionBackendWarning)
     model, loss_fn, _, data = make_problem(name)
 
     def build():
@@ -117,7 +175,14 @@ def adapter(name, mode):
     generator = torch.Generator().manual_seed(1)
     v = torch.randn(H.shape[1], generator=generator)
     V = torch.randn(H.shape[1], BLOCK, generator=generator)
-    H @ v  # warm up: build the linearisation
+    try:
+        H @ v  # warm up: build the linearisation
+    except RuntimeError as error:
+        message = f"mode={mode!r} cannot run on {name!r}: {error}"
+        raise NotImplementedError(message) from error
+    if mode != "auto" and H.mode != mode:
+        message = f"mode={mode!r} cannot run on {name!r}: the operator fell back to {H.mode!r}"
+        raise NotImplementedError(message)
     return build, H, v, V
 
 
@@ -246,8 +311,13 @@ def main(rounds=7):  # pragma: no cover - a report for humans
         calls.update({f"raw {recipe}": raw_recipe(name, recipe) for recipe in RECIPES})
         firsts = {}
         choices = {}
+        skipped = []
         for mode in MODES:
-            build, H, v, V = adapter(name, mode)
+            try:
+                build, H, v, V = adapter(name, mode)
+            except NotImplementedError as error:
+                skipped.append(str(error))
+                continue
             calls[mode] = lambda H=H, v=v: H @ v
             firsts[mode] = (build, v)
             if mode != "finite-difference":
@@ -279,7 +349,9 @@ def main(rounds=7):  # pragma: no cover - a report for humans
         print(f"\n{name}: gradient {best['gradient'] * 1e3:.3f} ms")
         for key, value in best.items():
             print(f"  {key:38s} {value * 1e3:8.3f} ms  {value / best['gradient']:5.2f} x gradient")
-        default = best["double-backward"]
+        for reason in skipped:
+            print(f"  skipped: {reason[:200]}")
+        default = best[adapter(name, "auto")[1].mode]
         raw_retained = best["raw double-backward-retained"]
         print(f"  default / raw retained double backward: {default / raw_retained:.3f}")
         print(f"  default / fastest raw recipe:           {default / fastest_raw:.3f}")
