@@ -276,6 +276,7 @@ class AdjointOperator(CompositeOperator):
         self.operator = operator
 
     def adjoint(self) -> LinearOperator:
+        """Return the operator this is the adjoint of."""
         return self.operator
 
     def _apply(self, method: str, x: Any) -> Any:
@@ -291,6 +292,7 @@ class TransposeOperator(CompositeOperator):
         self.operator = operator
 
     def transpose(self) -> LinearOperator:
+        """Return the operator this is the transpose of."""
         return self.operator
 
     def _apply(self, method: str, x: Any) -> Any:

@@ -132,6 +132,7 @@ class _ConjugateGradients(BlockSolve):
         self.restart = np.zeros(0, dtype=bool)  # columns given their true residual this step
 
     def start(self) -> bool:
+        """Set up the first residual and direction; return whether any column is active."""
         R = self.initial_residual()
         norms = self.initial_residual_norms(R)
         # columns done before any iteration: a zero right-hand side or a good x0
@@ -151,6 +152,7 @@ class _ConjugateGradients(BlockSolve):
         return True
 
     def step(self, iteration: int) -> bool:
+        """Take one CG iteration on the active block; return whether any column is left."""
         xp, space = self.xp, self.space
         Q = self.apply(self.P)
         self.n_matvec += self.width
@@ -273,6 +275,7 @@ class _ConjugateGradients(BlockSolve):
         self.rho = rho_next
 
     def final_residual_norms(self) -> np.ndarray:
+        """Return the true residual norms of the columns active when the budget ran out."""
         # the columns are copied out of the block as in every check (not ``B - A X`` on the
         # block): a copy can change the memory layout, and with it the last bits of ``A X``
         return self.true_residual(list(range(self.width)))[1]

@@ -149,6 +149,7 @@ class _MinimalResidual(BlockSolve):
 
     @property
     def threshold(self) -> np.ndarray:
+        """The per-column thresholds for the preconditioned residual estimate (see ``start``)."""
         return self.trigger
 
     def precondition(self, V: Any) -> Any:
@@ -156,6 +157,7 @@ class _MinimalResidual(BlockSolve):
         return self.preconditioner.matmat(V) if self.preconditioner is not None else V
 
     def start(self) -> bool:
+        """Set up the first Lanczos vector and rotations; return whether a column is active."""
         xp = self.xp
         R1 = self.initial_residual()
         Y = self.precondition(R1)
@@ -207,6 +209,7 @@ class _MinimalResidual(BlockSolve):
         self.next_lsq_check = np.zeros(self.width)  # iteration from which the flag counts again
 
     def step(self, iteration: int) -> bool:
+        """Take one MINRES iteration on the active block; return whether a column is left."""
         xp = self.xp
         V, alpha, beta_squared = self._lanczos_step()
         least_squares = self._update_solution(V, alpha)
