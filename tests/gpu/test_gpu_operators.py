@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import hvpseries as hs
+from hvpseries._core._array_api import device, same_device
 from tests.backends import Backend
 from tests.operators.test_function_and_elementary import (
     test_function_operator_on_every_backend,
@@ -36,7 +37,7 @@ def test_results_stay_on_the_device(backend: Backend) -> None:
     a = backend.asarray(np.eye(4) * 2.0)
     A = hs.aslinearoperator(a, symmetric=True)
     y = (A @ A).shift(1.0) @ backend.asarray(np.ones(4))
-    assert hs._array_api.same_device(hs._array_api.device(y), backend.device)
+    assert same_device(device(y), backend.device)
     np.testing.assert_allclose(backend.to_numpy(y), 5.0 * np.ones(4))
 
 
