@@ -115,6 +115,7 @@ class CompositeOperator(LinearOperator):
         )
 
     def _apply(self, method: str, x: Any) -> Any:
+        """Apply the composite by ``method`` (``"_matvec"``, ``"_rmatmat"``, ...): subclasses."""
         raise NotImplementedError
 
     def _matvec(self, x: Any) -> Any:
