@@ -7,6 +7,7 @@ checks happen once, at the outermost operator.
 
 from __future__ import annotations
 
+import abc
 import numbers
 from typing import Any
 
@@ -87,7 +88,7 @@ def _python_number(scalar: numbers.Number) -> float | complex:
     return float(scalar) if isinstance(scalar, numbers.Real) else complex(scalar)
 
 
-class CompositeOperator(LinearOperator):
+class CompositeOperator(LinearOperator, metaclass=abc.ABCMeta):
     """An operator built from others: the library, device and vector space of ``base``.
 
     Subclasses implement ``_apply(method, x)``, which serves all four application methods:
@@ -114,9 +115,9 @@ class CompositeOperator(LinearOperator):
             psd=psd,
         )
 
+    @abc.abstractmethod
     def _apply(self, method: str, x: Any) -> Any:
-        """Apply the composite by ``method`` (``"_matvec"``, ``"_rmatmat"``, ...): subclasses."""
-        raise NotImplementedError
+        """Apply the composite by ``method`` (``"_matvec"``, ``"_rmatmat"``, ...)."""
 
     def _matvec(self, x: Any) -> Any:
         return self._apply("_matvec", x)

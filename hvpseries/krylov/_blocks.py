@@ -9,6 +9,7 @@ on it afterwards.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -265,7 +266,7 @@ class StoppedColumns:
         return bool(self.positions)
 
 
-class BlockSolve:
+class BlockSolve(abc.ABC):
     """The driver a block Krylov linear solver (CG, MINRES) builds on.
 
     It holds what the columns of a block share: the operator ``apply`` on a block, the active
@@ -330,13 +331,13 @@ class BlockSolve:
             self.stop_remaining()
         return self.result(info={"n_residual_checks": self.n_checks})
 
+    @abc.abstractmethod
     def start(self) -> bool:
         """Set up the iteration; return whether any column is left to iterate on."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def step(self, iteration: int) -> bool:
         """Take iteration ``iteration``; return whether any column is left to iterate on."""
-        raise NotImplementedError
 
     def initial_residual(self) -> Any:
         """Set ``X`` to ``x0`` (zero if omitted) and return ``B - A X`` (``B`` without ``x0``)."""
