@@ -1,4 +1,4 @@
-"""Scalar argument checks shared by every tier: tolerances, counts, pairs and hooks."""
+"""Scalar argument checks shared by every tier: tolerances, counts, pairs, choices and hooks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numbers
 from typing import Any
 
 __all__ = [
+    "check_choice",
     "check_hooks",
     "check_maxiter",
     "check_nonnegative",
@@ -90,6 +91,28 @@ def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> No
         raise TypeError(message)
     if value < 1:
         message = f"{name} must be an integer >= 1, got {value!r}"
+        raise ValueError(message)
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
+    """Raise unless ``value`` is one of the named options ``choices``.
+
+    Parameters
+    ----------
+    value : object
+        The value given for the argument.
+    name : str
+        The argument's name, for the message.
+    choices : tuple of str
+        The accepted values, listed in the message.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not in ``choices``.
+    """
+    if value not in choices:
+        message = f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}"
         raise ValueError(message)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._core._array_api import dtype_name, epsilon, is_complex_dtype
-from .._core._checks import check_positive_int
+from .._core._checks import check_choice, check_positive_int
 from .._core._vector_space import VectorSpace
 from .._operators._base import LinearOperator
 from .._solve._rhs_scaling import accurate_norm
@@ -208,12 +208,7 @@ def run_lanczos(
 
 def check_reorthogonalize(reorthogonalize: Any) -> None:
     """Raise ``ValueError`` unless ``reorthogonalize`` is one of the known strategies."""
-    if reorthogonalize not in REORTHOGONALIZE_CHOICES:
-        message = (
-            f"reorthogonalize must be one of {', '.join(map(repr, REORTHOGONALIZE_CHOICES))}, "
-            f"got {reorthogonalize!r}"
-        )
-        raise ValueError(message)
+    check_choice(reorthogonalize, "reorthogonalize", REORTHOGONALIZE_CHOICES)
 
 
 def check_real(operator: LinearOperator, method: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -451,13 +451,26 @@ class _ShiftedCG:
             self._retire_shifts(done_shifts)
         return True
 
+    def _store_solutions(
+        self, shift_positions: Sequence[int], column_positions: Sequence[int]
+    ) -> None:
+        """Record the current solutions at these active (shift, column) positions as final.
+
+        Parameters
+        ----------
+        shift_positions, column_positions : sequence of int
+            Positions in ``active_shifts`` and ``active_columns``: every pair of one of each
+            is stored in ``results``, keyed by the original (shift, column) indices.
+        """
+        for a in shift_positions:
+            i = self.active_shifts[a]
+            for c_pos in column_positions:
+                self.results[(i, self.active_columns[c_pos])] = self.X[a, :, c_pos]
+
     def _retire_columns(self, done: list[int]) -> None:
         xp = self.xp
-        for c_pos in done:
-            j = self.active_columns[c_pos]
-            for a, i in enumerate(self.active_shifts):
-                self.results[(i, j)] = self.X[a, :, c_pos]
-        keep = [c for c in range(len(self.active_columns)) if c not in done]
+        self._store_solutions(range(len(self.active_shifts)), done)
+        keep = _remaining(len(self.active_columns), done)
         self.active_columns = [self.active_columns[c] for c in keep]
         if not self.active_columns:
             return
@@ -469,11 +482,8 @@ class _ShiftedCG:
 
     def _retire_shifts(self, done: list[int]) -> None:
         xp = self.xp
-        for a in done:
-            i = self.active_shifts[a]
-            for c_pos, j in enumerate(self.active_columns):
-                self.results[(i, j)] = self.X[a, :, c_pos]
-        keep = [a for a in range(len(self.active_shifts)) if a not in done]
+        self._store_solutions(done, range(len(self.active_columns)))
+        keep = _remaining(len(self.active_shifts), done)
         self.active_shifts = [self.active_shifts[a] for a in keep]
         self.X, self.P_shift = (take_columns(xp, M_, keep, axis=0) for M_ in (self.X, self.P_shift))
         self.ratio, self.zeta = self.ratio[keep, :], self.zeta[keep, :]
@@ -496,9 +506,7 @@ class _ShiftedCG:
     def solutions(self) -> Any:
         """End the run: the solutions ``(m, n, k)``; converged pairs still open are SUCCESS."""
         xp = self.xp
-        for a, i in enumerate(self.active_shifts):
-            for c_pos, j in enumerate(self.active_columns):
-                self.results[(i, j)] = self.X[a, :, c_pos]
+        self._store_solutions(range(len(self.active_shifts)), range(len(self.active_columns)))
         m, k = self.status.shape
         for i in range(m):
             for j in range(k):
@@ -507,6 +515,24 @@ class _ShiftedCG:
         return xp.stack(
             [xp.stack([self.results[(i, j)] for j in range(k)], axis=1) for i in range(m)]
         )
+
+
+def _remaining(count: int, done: list[int]) -> list[int]:
+    """Return the positions ``0, ..., count - 1`` that are not in ``done``, in order.
+
+    Parameters
+    ----------
+    count : int
+        The number of active positions (shifts or columns).
+    done : list of int
+        The positions that retire.
+
+    Returns
+    -------
+    list of int
+        The positions that stay active.
+    """
+    return [position for position in range(count) if position not in done]
 
 
 def _verify(

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .._core._checks import check_maxiter, check_tolerances
+from .._core._checks import check_choice, check_maxiter, check_tolerances
 from .._front_end._functions import _ABS_INV_METHODS, abs_inv
 from .._operators._base import LinearOperator
 from ._base import SaddleFreeNewton
@@ -78,11 +78,7 @@ class KrylovSFN(SaddleFreeNewton):
     ) -> None:
         check_tolerances(rtol, 0.0)
         check_maxiter(maxiter)
-        if method not in _ABS_INV_METHODS:
-            message = (
-                f"method must be one of {', '.join(map(repr, _ABS_INV_METHODS))}, got {method!r}"
-            )
-            raise ValueError(message)
+        check_choice(method, "method", _ABS_INV_METHODS)
         super().__init__(
             params,
             damping=damping,

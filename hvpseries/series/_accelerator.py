@@ -8,6 +8,7 @@ tail of the slow eigen-component that dominates the last term (:func:`tail_facto
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..acceleration._sequence import finish
 from ..acceleration._wynn import epsilon_table
 from ._coefficients import CoefficientStream, generating_function
 
-__all__ = ["SumAccelerator", "host_norms", "real_part", "tail_factor"]
+__all__ = ["LatestTerms", "SumAccelerator", "host_norms", "real_part", "tail_factor"]
 
 
 def host_norms(space: VectorSpace, x: Any) -> np.ndarray:
@@ -31,6 +32,27 @@ def host_norms(space: VectorSpace, x: Any) -> np.ndarray:
 def real_part(xp: ModuleType, values: Any) -> Any:
     """Return the real part of ``values`` (the values themselves for a real dtype)."""
     return xp.real(values) if xp.isdtype(values.dtype, "complex floating") else values
+
+
+@dataclass(frozen=True)
+class LatestTerms:
+    """The last two terms of the series after term ``n``, as the accelerators read them.
+
+    Parameters
+    ----------
+    n : int
+        The index of the latest term.
+    v, v_previous : array
+        The terms ``v_n`` and ``v_{n-1}`` (vectors, or blocks of columns).
+    norms, norms_previous : numpy.ndarray
+        Their (column) norms on the host.
+    """
+
+    n: int
+    v: Any
+    v_previous: Any
+    norms: np.ndarray
+    norms_previous: np.ndarray
 
 
 class SumAccelerator:
@@ -47,30 +69,21 @@ class SumAccelerator:
         self.width = 2 * order + 1
         self.minimum_terms = 2 if kind == "tail" else 2 * order + 1
 
-    def __call__(
-        self,
-        sums: list[Any],
-        n: int,
-        v: Any,
-        v_previous: Any,
-        norms: np.ndarray,
-        norms_previous: np.ndarray,
-    ) -> Any:
-        """Estimate the limit after term ``n``; ``sums`` ends with ``S_n`` (and starts earlier).
+    def __call__(self, sums: list[Any], latest: LatestTerms) -> Any:
+        """Estimate the limit after term ``n = latest.n`` from the partial sums ``sums``.
 
-        ``v`` and ``v_previous`` are ``v_n`` and ``v_{n-1}``, ``norms`` and ``norms_previous``
-        their (column) norms.
+        ``sums`` ends with ``S_n`` (and starts earlier).
         """
         xp = self.xp
         if self.kind == "tail":
-            return self._tail(sums[-1], n, v, v_previous)
+            return self._tail(sums[-1], latest)
         if self.kind in ("wynn", "wynn-sablonniere") and self.order == 1:
-            return self._wynn_first_order(sums, n, v, v_previous, norms, norms_previous)
+            return self._wynn_first_order(sums, latest)
         window = sums[-self.width :]
         if self.kind == "levin":
             terms = [sums[j + 1] - sums[j] for j in range(len(sums) - 1)][-self.width :]
             # The t transform: the remainder estimate is the last term.
-            estimate, bad = levin_window(xp, window, terms, n - 2 * self.order, "t")
+            estimate, bad = levin_window(xp, window, terms, latest.n - 2 * self.order, "t")
         elif self.kind == "aitken":
             first, middle, last = window
             step = last - middle
@@ -84,15 +97,7 @@ class SumAccelerator:
             )
         return finish(xp, estimate, window[-1], bad, False, self.space)
 
-    def _wynn_first_order(
-        self,
-        sums: list[Any],
-        n: int,
-        v: Any,
-        v_previous: Any,
-        norms: np.ndarray,
-        norms_previous: np.ndarray,
-    ) -> Any:
+    def _wynn_first_order(self, sums: list[Any], latest: LatestTerms) -> Any:
         """Order-1 vector epsilon (Samelson inverse) in closed form from the last two terms.
 
         With the terms ``d1 = c_{n-1} v_{n-1}`` and ``d2 = c_n v_n`` (the differences of the
@@ -106,6 +111,8 @@ class SumAccelerator:
         a non-finite correction, returns ``S_n``, as the table does.
         """
         xp, space = self.xp, self.space
+        n, v, v_previous = latest.n, latest.v, latest.v_previous
+        norms, norms_previous = latest.norms, latest.norms_previous
         weight = 2.0 if self.kind == "wynn-sablonniere" else 1.0
         coefficient, coefficient_previous = self.stream[n], self.stream[n - 1]
         gap = add_scaled(v_previous * coefficient_previous, v, -coefficient)  # d1 - d2
@@ -136,14 +143,14 @@ class SumAccelerator:
         flag = xp.asarray([bool(value) for value in bad], device=where)
         return finish(xp, estimate, sums[-1], flag, False, space)
 
-    def _tail(self, partial_sum: Any, n: int, v: Any, v_previous: Any) -> Any:
+    def _tail(self, partial_sum: Any, latest: LatestTerms) -> Any:
         """``S_n + T_n(x) v_n``: the exact tail of the series for one eigen-component.
 
         ``x`` is the Rayleigh quotient ``(v_n . v_{n-1}) / (v_{n-1} . v_{n-1})`` of ``Z``, the
         eigenvalue of the slowest component that dominates ``v_n``, and
         ``T_n(x) = sum_{j>n} c_j x^{j-n}`` is summed on the host from the known coefficients.
         """
-        xp = self.xp
+        xp, n, v, v_previous = self.xp, latest.n, latest.v, latest.v_previous
         numerator = host_values(real_part(xp, self.space.inner(v, v_previous)))
         denominator = host_values(real_part(xp, self.space.inner(v_previous, v_previous)))
         with np.errstate(divide="ignore", invalid="ignore"):

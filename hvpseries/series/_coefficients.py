@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core._checks import check_nonnegative, check_positive_int
+from .._core._checks import check_choice, check_nonnegative, check_positive_int
 
 __all__ = ["KINDS", "CoefficientStream", "coefficients", "generating_function"]
 
@@ -108,9 +108,7 @@ def generating_function(kind: str, x: float, delta: float = 0.0) -> float:
 
 
 def _check_kind(kind: Any, delta: Any) -> None:
-    if kind not in KINDS:
-        message = f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}"
-        raise ValueError(message)
+    check_choice(kind, "kind", KINDS)
     check_nonnegative(delta, "delta")
     if kind != "damped" and delta != 0:
         message = f"delta is the damping ratio of the 'damped' series; kind={kind!r} needs delta=0"

@@ -21,7 +21,7 @@ from .._core._array_api import add_scaled, device, epsilon, host_values
 from .._core._result import SolveResult, Status
 from .._core._vector_space import VectorSpace
 from .._solve._problem import Problem, pose
-from ._accelerator import SumAccelerator, host_norms, real_part
+from ._accelerator import LatestTerms, SumAccelerator, host_norms, real_part
 from ._coefficients import CoefficientStream
 from ._options import SeriesOptions
 
@@ -259,7 +259,7 @@ class _Summation:
             self.plain_estimate = _tail_estimate(self.prefactor, self.stream, n, norms, self.ratio)
         self.fresh = False
         if accelerate_now:
-            self._accelerate(n, v, v_older, norms, norms_older)
+            self._accelerate(LatestTerms(n, v, v_older, norms, norms_older))
         if stop.tolerance_mode and self._converged(coefficient, norms):
             self.status = Status.SUCCESS
             if self.callback is not None:
@@ -284,19 +284,17 @@ class _Summation:
             self.V,
         )
 
-    def _accelerate(
-        self, n: int, v: Any, v_older: Any, norms: np.ndarray, norms_older: np.ndarray
-    ) -> None:
-        """Accelerate after term ``n`` and estimate the error from the last changes."""
+    def _accelerate(self, latest: LatestTerms) -> None:
+        """Accelerate after term ``latest.n`` and estimate the error from the last changes."""
         assert self.accelerate is not None
-        latest = self.accelerate(list(self.sums), n, v, v_older, norms, norms_older)
-        if self.accelerated is not None and self.accelerated_at == n - 1:
+        estimate = self.accelerate(list(self.sums), latest)
+        if self.accelerated is not None and self.accelerated_at == latest.n - 1:
             self.changes.append(
-                abs(self.prefactor) * host_norms(self.space, latest - self.accelerated)
+                abs(self.prefactor) * host_norms(self.space, estimate - self.accelerated)
             )
         else:
             self.changes.clear()
-        self.accelerated, self.accelerated_at, self.fresh = latest, n, True
+        self.accelerated, self.accelerated_at, self.fresh = estimate, latest.n, True
         self.accelerated_estimate = _accelerated_tail(self.changes, self.ratio, self.columns)
 
     def _converged(self, coefficient: float, norms: np.ndarray) -> bool:

@@ -516,7 +516,7 @@ def test_order_one_wynn_with_an_overflowing_correction_returns_the_latest_sum(co
     The solvers cannot reach this (the norms of such terms overflow first, giving NONFINITE),
     so the accelerator is called directly, on a window whose terms have norms ~1e160.
     """
-    from hvpseries.series._accelerator import SumAccelerator
+    from hvpseries.series._accelerator import LatestTerms, SumAccelerator
     from hvpseries.series._coefficients import CoefficientStream
 
     stream = CoefficientStream("inv_sqrt")
@@ -530,6 +530,7 @@ def test_order_one_wynn_with_an_overflowing_correction_returns_the_latest_sum(co
     sums = [np.zeros_like(v), stream[1] * v_previous, stream[1] * v_previous + stream[2] * v]
     norms = np.full(columns or 1, 1e160 * (1 - 1e-5))
     with np.errstate(all="raise"):
-        estimate = accelerate(sums, 2, v, v_previous, norms, np.full(columns or 1, 1e160))
+        latest = LatestTerms(2, v, v_previous, norms, np.full(columns or 1, 1e160))
+        estimate = accelerate(sums, latest)
     np.testing.assert_array_equal(estimate, sums[-1])
     assert estimate is not sums[-1]
