@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core._checks import check_maxiter, check_nonnegative
+from .._core._checks import check_choice, check_maxiter, check_nonnegative
 from .._core._result import SolveResult, Status
 from .._core._scalar_function import checked_scalar_function
 from .._dense._eigh import is_small_dense
@@ -44,9 +44,7 @@ class _Controls:
 
     def pose(self, A: Any, b: Any, name: str, method: Any, choices: tuple[str, ...]) -> Problem:
         """Check ``method`` and ``maxiter``, then pose the problem of one front-end call."""
-        if method not in choices:
-            message = f"method must be one of {', '.join(map(repr, choices))}, got {method!r}"
-            raise ValueError(message)
+        check_choice(method, "method", choices)
         check_maxiter(self.maxiter)
         return pose(
             A,
@@ -83,7 +81,10 @@ def funm(
         Right-hand side (a block is allowed).
     f : callable
         Vectorised scalar function on float64 NumPy arrays (evaluated on the host at
-        eigenvalue estimates), defined on the spectrum of ``A``.
+        eigenvalue estimates), defined on the spectrum of ``A``. Its kinks (as 0 for
+        ``|t|``) are where Lanczos must rule out hidden eigenvalues: they are located
+        numerically, or taken from an attribute ``f.kinks`` (``()`` if ``f`` is analytic);
+        see :func:`hvpseries.krylov.funm_lanczos`.
     method : {"auto", "lanczos", "chebyshev", "dense"}, default "auto"
         ``"auto"`` takes ``"dense"`` (full ``eigh``) for an explicit dense matrix with
         ``n <= 1500`` and ``"lanczos"`` otherwise. ``"chebyshev"`` expands ``f`` on an
@@ -243,6 +244,10 @@ def _root(
             seen_negative.append(True)
         with np.errstate(divide="ignore"):
             return np.maximum(shifted, 0.0) ** power
+
+    # Its only kink, at -d, lies below the spectrum of a positive semi-definite A (the contract;
+    # a Ritz value below it ends as INDEFINITE): nothing for the certificate to bound.
+    f.kinks = ()  # type: ignore[attr-defined]
 
     if method == "series":
         from ..series import SeriesOptions

@@ -58,9 +58,10 @@ def funm_lanczos(
     f : callable
         The scalar function, applied on the host to a float64 NumPy array of Ritz values and
         returning one of the same shape, e.g. ``lambda t: 1 / (np.abs(t) + 0.1)``; finite on
-        the spectrum of ``A``. An attribute ``kinks`` (points where ``f`` is not analytic, as
-        0 for ``|t|``; known for ``np.sign`` and ``np.abs``) makes the stopping test bound the
-        error from unresolved spectrum there (see Notes).
+        the spectrum of ``A``. The stopping test bounds the error from unresolved spectrum at
+        the kinks of ``f`` (points where it is not analytic, as 0 for ``|t|``): those of an
+        attribute ``kinks`` (``()`` for an analytic ``f``; known for ``np.sign`` and
+        ``np.abs``), else those located numerically from ``f``'s values (see Notes).
     rtol, atol : float, default 1e-6 and 0
         Stop a column when its error estimate is ``<= max(rtol * ||x||, atol)``, ``x`` the
         current approximation of ``f(A) b``.
@@ -110,9 +111,14 @@ def funm_lanczos(
     10%). The error estimate extrapolates the difference of consecutive checkpoint iterates at their
     fitted contraction rate; it is not a bound (``1/|t|`` on indefinite spectra converges with
     plateaus). Each kink of ``f`` adds a Chebyshev-Markov-Stieltjes bound on spectrum the Krylov
-    space has not resolved (none below 0 if ``psd=True``). After a breakdown the estimate is
-    ``2 eps m max|theta| max|f(theta)| ||x||``. Formulas: ``hvpseries.krylov._funm_lanczos_driver``;
-    measurements: the user guide, sections "Lanczos in hvpseries" and "When is SUCCESS true?".
+    space has not resolved (none below 0 if ``psd=True``). An ``f`` without a ``kinks``
+    attribute is searched for them once its iterates agree: Chebyshev interpolants on a
+    bisection of ``[-20 r, 20 r]`` (``r`` the largest Ritz magnitude) locate where it is not
+    smooth; poles are no kinks, and where ``f`` is not finite lies outside the spectrum. An
+    ``f`` too rough for the search is never certified (``UNVERIFIED``). After a breakdown the
+    estimate is ``2 eps m max|theta| max|f(theta)| ||x||``. Formulas:
+    ``hvpseries.krylov._funm_lanczos_driver``; measurements: the user guide, sections
+    "Lanczos in hvpseries" and "When is SUCCESS true?".
 
     References
     ----------

@@ -30,13 +30,14 @@ the iterates stop changing at the rounding level above the tolerance, the status
 
 *Unresolved spectrum.* Agreeing iterates cannot see eigenvalues the Krylov space has not found,
 and past a kink of ``f`` the Lanczos polynomial ``p`` follows the analytic continuation of
-``f``, not ``f``. For each declared kink, a bound from the Chebyshev-Markov-Stieltjes inequality
-(a distribution with the ``2m`` moments Lanczos knows has at most
-``lambda_m(t) = 1 / sum_k p_k(t)^2`` of mass beyond ``t``) is added to the estimate: rigorous
-for the spectrum beyond a kink outside the Ritz values, and for one hidden eigenvalue in the
-Ritz gap around a kink inside them. An operator tagged ``psd=True`` has nothing below 0. If the
-iterates agree but this bound does not meet the tolerance within twice the steps (at least 32
-more), the status is ``UNVERIFIED``.
+``f``, not ``f``. For each kink (declared by ``f.kinks``, or located by
+:func:`~hvpseries.krylov._analyticity.analyticity` when ``f`` declares none), a bound from
+the Chebyshev-Markov-Stieltjes inequality (a distribution with the ``2m`` moments Lanczos
+knows has at most ``lambda_m(t) = 1 / sum_k p_k(t)^2`` of mass beyond ``t``) is added to the
+estimate: rigorous for the spectrum beyond a kink outside the Ritz values, and for one hidden
+eigenvalue in the Ritz gap around a kink inside them. An operator tagged ``psd=True`` has
+nothing below 0. If the iterates agree but this bound does not meet the tolerance within twice
+the steps (at least 32 more), the status is ``UNVERIFIED``.
 
 *Breakdown.* A breakdown (the Krylov space became invariant) gives the exact answer up to
 rounding; the estimate is then ``2 eps m kappa_f ||x||`` with
@@ -56,6 +57,7 @@ import scipy.linalg
 from .._core._array_api import device, epsilon
 from .._core._result import Status
 from .._operators._base import LinearOperator
+from ._analyticity import Analyticity, analyticity
 from ._lanczos import LanczosProcess, _tridiagonal_eigh
 from ._unresolved_spectrum import unresolved_error_bound
 
@@ -142,6 +144,9 @@ class _FunmLanczos:
         self.fast_apply = getattr(f, "tridiagonal_apply", None)
         self.kinks = _declared_kinks(f)
         self.spectrum_lower = 0.0 if operator.psd else -math.inf
+        # For an f that declares no kinks: what analyticity found, on [-reach, reach].
+        self._analysis: Analyticity | None = None
+        self._analysed_reach = 0.0
 
     def solve(self, b: Any, norm_b: float) -> _ColumnOutcome:
         """Run one column ``b`` of norm ``norm_b`` to its stopping test."""
@@ -278,21 +283,41 @@ class _FunmLanczos:
         ritz: np.ndarray | None,
     ) -> float:
         # The bound on the error from unresolved spectrum beyond a kink of f, for unit ||b||.
-        if not self.kinks:
+        if self.kinks == ():
             return 0.0
         m = alpha.size
         beta = np.asarray(process.beta[:m], dtype=np.float64)
         if ritz is None:
             ritz = _tridiagonal_eigvals(alpha, beta[: m - 1])
+        ritz = np.sort(ritz)
+        kinks, lower, upper = self.kinks, self.spectrum_lower, math.inf
+        if kinks is None:
+            analysis = self._analyticity(ritz, float(beta[-1]))
+            if analysis is None:
+                return math.inf  # f is too rough to locate its kinks: nothing is certified
+            kinks = analysis.kinks
+            # f is finite on the spectrum: it lies within the domain around the Ritz values.
+            lower = max([lower, *(s for s in analysis.domain_starts if s <= ritz[0])])
+            upper = min([upper, *(e for e in analysis.domain_ends if e >= ritz[-1])])
         return unresolved_error_bound(
             alpha,
             beta,
             self.f,
             coefficients,
-            np.sort(ritz),
-            self.kinks,
-            spectrum_lower=self.spectrum_lower,
+            ritz,
+            kinks,
+            spectrum_lower=lower,
+            spectrum_upper=upper,
         )
+
+    def _analyticity(self, ritz: np.ndarray, beta_m: float) -> Analyticity | None:
+        # The kinks of an f that declares none, located on twice the reach of the bound (so
+        # that the search is repeated only when the Ritz values grow by more than 2x).
+        reach = 10.0 * float(np.max(np.abs(ritz))) + 2.0 * beta_m
+        if self._analysed_reach < reach:
+            self._analysed_reach = 2.0 * reach if reach > 0 else 1.0
+            self._analysis = analyticity(self.f, -self._analysed_reach, self._analysed_reach)
+        return self._analysis
 
     def _f_e1(self, alpha: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         # f(T) e_1 and, when they were computed, the Ritz values.
@@ -353,11 +378,13 @@ class _FunmLanczos:
 _KNOWN_KINKS = {np.sign: (0.0,), np.abs: (0.0,)}
 
 
-def _declared_kinks(f: Callable[[np.ndarray], np.ndarray]) -> tuple[float, ...]:
-    """Return where ``f`` is not analytic: its ``kinks`` attribute (default none)."""
+def _declared_kinks(f: Callable[[np.ndarray], np.ndarray]) -> tuple[float, ...] | None:
+    """Return where ``f`` is not analytic: its ``kinks`` attribute (None: not declared)."""
     f = getattr(f, "__wrapped__", f)  # the caller's own function
     known = _KNOWN_KINKS.get(f) if isinstance(f, np.ufunc) else None
-    kinks = known if known is not None else getattr(f, "kinks", ())
+    kinks = known if known is not None else getattr(f, "kinks", None)
+    if kinks is None:
+        return None
     try:
         values = tuple(float(c) for c in kinks)
     except (TypeError, ValueError):

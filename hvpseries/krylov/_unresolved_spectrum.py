@@ -55,6 +55,7 @@ def unresolved_error_bound(
     ritz: np.ndarray,
     kinks: Sequence[float],
     spectrum_lower: float = -np.inf,
+    spectrum_upper: float = np.inf,
 ) -> float:
     """Bound the error of ``p(A) b / ||b||`` from unresolved spectrum around the kinks of ``f``.
 
@@ -75,6 +76,8 @@ def unresolved_error_bound(
     spectrum_lower : float, default -inf
         A known lower bound of the spectrum (0 for an operator tagged positive semi-definite):
         no eigenvalue is assumed below it.
+    spectrum_upper : float, default inf
+        A known upper bound of the spectrum.
 
     Returns
     -------
@@ -86,7 +89,7 @@ def unresolved_error_bound(
         there, as ``1/|t|`` at 0).
     """
     lowest, highest = float(ritz[0]), float(ritz[-1])
-    kinks = [c for c in kinks if c > spectrum_lower]
+    kinks = [c for c in kinks if spectrum_lower < c < spectrum_upper]
     below = [c for c in kinks if c < lowest]
     above = [c for c in kinks if c > highest]
     reach = _REACH_FACTOR * max(abs(lowest), abs(highest)) + 2.0 * float(beta[-1])
@@ -97,7 +100,9 @@ def unresolved_error_bound(
         extent = min(reach, start - spectrum_lower)
         total += np.sqrt(_one_side(lanczos, start, -1.0, extent))
     if above:
-        total += np.sqrt(_one_side(lanczos, min(above), 1.0, reach))
+        start = min(above)
+        extent = min(reach, spectrum_upper - start)
+        total += np.sqrt(_one_side(lanczos, start, 1.0, extent))
     for c in kinks:
         if lowest <= c <= highest:
             total += _inside_gap(lanczos, ritz, c)

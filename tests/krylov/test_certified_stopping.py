@@ -109,6 +109,47 @@ def test_weakly_excited_negative_eigenvalue_is_not_a_success(label, call, f) -> 
         assert result.error_estimate > 1e-8 * np.linalg.norm(result.x)
 
 
+def plain_abs_inv(t):
+    # Declares no kinks: the certificate must find the one at 0 itself.
+    return 1.0 / (np.abs(t) + 1.0)
+
+
+PLAIN_CALLS = [
+    ("store", lambda a, b: krylov.funm_lanczos(a, b, plain_abs_inv, rtol=1e-8)),
+    (
+        "no-reorthogonalization",
+        lambda a, b: krylov.funm_lanczos(a, b, plain_abs_inv, rtol=1e-8, reorthogonalize="none"),
+    ),
+    (
+        "two-pass",
+        lambda a, b: krylov.funm_lanczos(a, b, plain_abs_inv, rtol=1e-8, memory="two-pass"),
+    ),
+    ("front-end", lambda a, b: hs.funm(a, b, plain_abs_inv, rtol=1e-8)),
+]
+
+
+@pytest.mark.parametrize(("label", "call"), PLAIN_CALLS, ids=[c[0] for c in PLAIN_CALLS])
+def test_undeclared_kink_is_found_and_bounded(label, call) -> None:
+    # Before the search for kinks: SUCCESS with the negative eigenvalue unseen, error 1e-6.
+    a, eigenvalues, b = hidden_negative()
+    result = call(a, b)
+    assert result.status in (hs.Status.SUCCESS, hs.Status.UNVERIFIED), result
+    if result.status is hs.Status.SUCCESS:
+        assert relative_error(result.x, plain_abs_inv(eigenvalues) * b) <= 1e-8
+
+
+def test_function_too_rough_to_analyse_is_never_certified() -> None:
+    # Smooth on the spectrum, a fine staircase below -2: its kinks cannot all be located.
+    def f(t):
+        return np.where(t < -2.0, np.floor(1e3 * t), 1.0 / (np.abs(t) + 1.0))
+
+    a, _, b = hidden_negative()
+    result = krylov.funm_lanczos(a, b, f, rtol=1e-8)
+    assert result.status is hs.Status.UNVERIFIED, result
+    declared = krylov.funm_lanczos(a, b, AbsInvFunction(1.0, "damped"), rtol=1e-8)
+    assert declared.status is not hs.Status.UNVERIFIED or declared.n_matvec <= result.n_matvec
+
+
 def test_unverified_raises_with_throw() -> None:
     a, _, b = hidden_negative()
     with pytest.raises(hs.ConvergenceError, match="psd=True"):

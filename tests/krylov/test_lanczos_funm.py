@@ -67,8 +67,15 @@ def test_error_estimate_is_reliable(rtol, reorthogonalize) -> None:
         f = damped_abs_inv(damping)
         b = problem.rhs()
         reference = problem.apply_function(f, b)
+        # 1/|t| could be anything on a hidden eigenvalue just below 0: the certificate needs
+        # positive definite operators tagged (untagged, they end UNVERIFIED: tested elsewhere).
+        psd = True if np.min(problem.eigenvalues) > 0 else None
         result = krylov.funm_lanczos(
-            problem.matrix, b, f, rtol=rtol, reorthogonalize=reorthogonalize
+            hs.aslinearoperator(problem.matrix, psd=psd),
+            b,
+            f,
+            rtol=rtol,
+            reorthogonalize=reorthogonalize,
         )
         if result.status is hs.Status.STAGNATED:
             # Allowed only where rtol is below what the conditioning permits in float64.
