@@ -7,7 +7,7 @@ each returns the method's raw result with ``info["method"]`` set, for ``finish``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -42,10 +42,17 @@ def run_funm(
     *,
     maxiter: int | None,
     chebyshev_interval: Callable[[], tuple[float, float]] | None = None,
+    lanczos_options: Mapping[str, Any] | None = None,
 ) -> SolveResult:
-    """Run ``f(A) b`` by Lanczos, Chebyshev or a dense ``eigh``; the raw, stamped result."""
+    """Run ``f(A) b`` by Lanczos, Chebyshev or a dense ``eigh``; the raw, stamped result.
+
+    ``lanczos_options`` (``memory``, ``reorthogonalize``) go to Lanczos; with ``"auto"``,
+    given options select it.
+    """
+    lanczos_options = dict(lanczos_options or {})
     if method == "auto":
-        method = "dense" if is_small_dense(problem.operator) else "lanczos"
+        small = is_small_dense(problem.operator) and not lanczos_options
+        method = "dense" if small else "lanczos"
     if not problem.finite:
         return stamped(nonfinite_result(problem, {}), method)
     if method == "dense":
@@ -55,7 +62,8 @@ def run_funm(
     if method == "lanczos":
         from ..krylov._funm_lanczos import run_funm_lanczos
 
-        return stamped(run_funm_lanczos(problem, f, maxiter=maxiter), "lanczos")
+        result = run_funm_lanczos(problem, f, maxiter=maxiter, **lanczos_options)
+        return stamped(result, "lanczos")
     return run_chebyshev(problem, f, maxiter=maxiter, interval=chebyshev_interval)
 
 

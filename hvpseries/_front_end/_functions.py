@@ -41,6 +41,27 @@ class _Controls:
     callback: Any
     progress: Any
     throw: bool
+    memory: str = "store"
+    reorthogonalize: str | None = None
+
+    def lanczos_options(self, method: str) -> dict[str, Any]:
+        """Return the Lanczos memory options given (none if defaults), checked against ``method``.
+
+        Raises
+        ------
+        ValueError
+            If options other than the defaults are given with a method other than
+            ``"auto"`` or ``"lanczos"`` (with ``"auto"`` they select Lanczos).
+        """
+        if self.memory == "store" and self.reorthogonalize is None:
+            return {}
+        if method not in ("auto", "lanczos"):
+            message = (
+                "memory and reorthogonalize are options of method='lanczos' (or 'auto', which "
+                f"they then set to Lanczos), not of method={method!r}"
+            )
+            raise ValueError(message)
+        return {"memory": self.memory, "reorthogonalize": self.reorthogonalize}
 
     def pose(self, A: Any, b: Any, name: str, method: Any, choices: tuple[str, ...]) -> Problem:
         """Check ``method`` and ``maxiter``, then pose the problem of one front-end call."""
@@ -69,6 +90,8 @@ def funm(
     callback: Callable[[Any], Any] | None = None,
     progress: Callable[[int, Any], Any] | None = None,
     throw: bool = False,
+    memory: str = "store",
+    reorthogonalize: str | None = None,
 ) -> SolveResult:
     r"""Compute ``f(A) b`` for a symmetric ``A`` and any scalar function ``f``.
 
@@ -104,6 +127,17 @@ def funm(
         other methods.
     throw : bool, default False
         Raise :class:`ConvergenceError` instead of returning a non-converged result.
+    memory : {"store", "two-pass"}, default "store"
+        Lanczos only (given with ``method="auto"``, it selects Lanczos). ``"store"`` keeps
+        the basis, one n-vector per matvec; ``"two-pass"`` keeps ``O(n)`` memory by running
+        the recurrence twice, at about twice the matvecs: the choice for a cheap operator
+        whose basis would not fit in memory (8 MB per matvec at ``n = 10^6`` in float64).
+        See :func:`hvpseries.krylov.funm_lanczos`.
+    reorthogonalize : {"partial", "full", "none"}, optional
+        Lanczos only: the reorthogonalisation of the stored basis (default ``"full"`` up to
+        ``n = 1000``, ``"partial"`` above, ``"none"`` with ``"two-pass"``). ``"none"`` is the
+        cheapest per step, at more matvecs where the spectrum makes Lanczos lose
+        orthogonality (13x on a log-spaced spectrum).
 
     Returns
     -------
@@ -124,9 +158,12 @@ def funm(
     >>> result.x, result.info["method"]
     (array([1., 2., 3.]), 'dense')
     """
-    controls = _Controls(rtol, atol, maxiter, callback, progress, throw)
+    controls = _Controls(rtol, atol, maxiter, callback, progress, throw, memory, reorthogonalize)
     problem = controls.pose(A, b, "funm", method, _FUNM_METHODS)
-    result = run_funm(problem, checked_scalar_function(f), method, maxiter=maxiter)
+    options = controls.lanczos_options(method)
+    result = run_funm(
+        problem, checked_scalar_function(f), method, maxiter=maxiter, lanczos_options=options
+    )
     return finish(problem, result, throw=controls.throw)
 
 
@@ -143,6 +180,8 @@ def abs_inv(
     callback: Callable[[Any], Any] | None = None,
     progress: Callable[[int, Any], Any] | None = None,
     throw: bool = False,
+    memory: str = "store",
+    reorthogonalize: str | None = None,
 ) -> SolveResult:
     r"""Compute ``(|A| + d I)^-1 b``, the saddle-free Newton direction, for a symmetric ``A``.
 
@@ -174,6 +213,8 @@ def abs_inv(
         ``callback(xk)`` and ``progress(n_matvec, error_estimate)`` as in :func:`funm`.
     throw : bool, default False
         Raise :class:`ConvergenceError` if the method did not converge.
+    memory, reorthogonalize : str, optional
+        Options of Lanczos, as in :func:`funm`.
 
     Returns
     -------
@@ -207,9 +248,10 @@ def abs_inv(
     if variant not in _VARIANTS:
         message = f"variant must be 'damped' or 'quasi-damped', got {variant!r}"
         raise ValueError(message)
-    controls = _Controls(rtol, atol, maxiter, callback, progress, throw)
+    controls = _Controls(rtol, atol, maxiter, callback, progress, throw, memory, reorthogonalize)
     problem = controls.pose(A, b, "abs_inv", method, _ABS_INV_METHODS)
     extra = {"damping": d, "variant": variant}
+    options = controls.lanczos_options(method)
     if method in ("series", "rational"):
         result = run_squared(problem, method, damping=d, variant=variant, maxiter=maxiter)
     else:
@@ -217,7 +259,9 @@ def abs_inv(
 
         # f(t) = 1/(|t| + d) or (t^2 + d)^(-1/2), callable on NumPy arrays like a function;
         # for Lanczos its tridiagonal_apply makes the checkpoints O(m) instead of O(m^2).
-        result = run_funm(problem, AbsInvFunction(d, variant), method, maxiter=maxiter)
+        result = run_funm(
+            problem, AbsInvFunction(d, variant), method, maxiter=maxiter, lanczos_options=options
+        )
     return finish(problem, stamped(result, result.info.get("method", method), **extra), throw=throw)
 
 
@@ -249,6 +293,7 @@ def _root(
     # a Ritz value below it ends as INDEFINITE): nothing for the certificate to bound.
     f.kinks = ()  # type: ignore[attr-defined]
 
+    options = controls.lanczos_options(method)
     if method == "series":
         from ..series import SeriesOptions
         from ..series._inv_sqrt import run_inv_sqrt, run_sqrt
@@ -258,7 +303,7 @@ def _root(
         finished_hooks(problem, result, iterates=False)
         result = stamped(result, "series")
     else:
-        result = run_funm(problem, f, method, maxiter=maxiter)
+        result = run_funm(problem, f, method, maxiter=maxiter, lanczos_options=options)
         if seen_negative and result.status in (Status.SUCCESS, Status.NONFINITE):
             result = dataclasses.replace(result, status=Status.INDEFINITE)
     return finish(problem, stamped(result, result.info["method"], damping=d), throw=controls.throw)
@@ -276,6 +321,8 @@ def inv_sqrt(
     callback: Callable[[Any], Any] | None = None,
     progress: Callable[[int, Any], Any] | None = None,
     throw: bool = False,
+    memory: str = "store",
+    reorthogonalize: str | None = None,
 ) -> SolveResult:
     r"""Compute ``(A + d I)^-1/2 b`` for a symmetric positive definite ``A``.
 
@@ -289,7 +336,7 @@ def inv_sqrt(
         ``d >= 0`` added to ``A``.
     method : {"auto", "lanczos", "chebyshev", "series", "dense"}, default "auto"
         As in :func:`abs_inv` (``"series"`` is :func:`hvpseries.series.inv_sqrt`).
-    rtol, atol, maxiter, callback, progress, throw
+    rtol, atol, maxiter, callback, progress, throw, memory, reorthogonalize
         As in :func:`abs_inv`.
 
     Returns
@@ -304,7 +351,7 @@ def inv_sqrt(
     >>> hs.inv_sqrt(np.diag([1.0, 4.0, 16.0]), np.ones(3)).x
     array([1.  , 0.5 , 0.25])
     """
-    controls = _Controls(rtol, atol, maxiter, callback, progress, throw)
+    controls = _Controls(rtol, atol, maxiter, callback, progress, throw, memory, reorthogonalize)
     return _root(A, b, -0.5, "inv_sqrt", damping, method, controls)
 
 
@@ -320,6 +367,8 @@ def sqrt(
     callback: Callable[[Any], Any] | None = None,
     progress: Callable[[int, Any], Any] | None = None,
     throw: bool = False,
+    memory: str = "store",
+    reorthogonalize: str | None = None,
 ) -> SolveResult:
     r"""Compute ``(A + d I)^1/2 b`` for a symmetric positive semi-definite ``A``.
 
@@ -333,7 +382,7 @@ def sqrt(
     >>> hs.sqrt(np.diag([1.0, 4.0, 16.0]), np.ones(3)).x
     array([1., 2., 4.])
     """
-    controls = _Controls(rtol, atol, maxiter, callback, progress, throw)
+    controls = _Controls(rtol, atol, maxiter, callback, progress, throw, memory, reorthogonalize)
     return _root(A, b, 0.5, "sqrt", damping, method, controls)
 
 
@@ -348,6 +397,8 @@ def sign(
     callback: Callable[[Any], Any] | None = None,
     progress: Callable[[int, Any], Any] | None = None,
     throw: bool = False,
+    memory: str = "store",
+    reorthogonalize: str | None = None,
 ) -> SolveResult:
     r"""Compute ``sign(A) b = A |A|^-1 b`` for a symmetric ``A``.
 
@@ -357,7 +408,7 @@ def sign(
 
     Parameters
     ----------
-    A, b, rtol, atol, maxiter, callback, progress, throw
+    A, b, rtol, atol, maxiter, callback, progress, throw, memory, reorthogonalize
         As in :func:`abs_inv`.
     method : {"auto", "lanczos", "dense"}, default "auto"
         As in :func:`funm`.
@@ -373,13 +424,13 @@ def sign(
     >>> hs.sign(np.diag([-3.0, 0.5, 2.0]), np.ones(3)).x
     array([-1.,  1.,  1.])
     """
-    controls = _Controls(rtol, atol, maxiter, callback, progress, throw)
+    controls = _Controls(rtol, atol, maxiter, callback, progress, throw, memory, reorthogonalize)
     problem = controls.pose(A, b, "sign", method, _SIGN_METHODS)
     from ..krylov._tridiagonal_functions import SignFunction
 
-    return finish(
-        problem, run_funm(problem, SignFunction(), method, maxiter=maxiter), throw=controls.throw
-    )
+    options = controls.lanczos_options(method)
+    result = run_funm(problem, SignFunction(), method, maxiter=maxiter, lanczos_options=options)
+    return finish(problem, result, throw=controls.throw)
 
 
 def solve(

@@ -189,3 +189,49 @@ def test_chebyshev_for_a_function_singular_on_the_enclosure_is_a_clear_error() -
     A, _ = _matrix(np.logspace(-1, 0, 50))
     with pytest.raises(ValueError, match="method='chebyshev' needs the function finite"):
         hs.inv_sqrt(hs.aslinearoperator(A, psd=True), np.ones(50), method="chebyshev")
+
+
+LANCZOS_MEMORY_CALLS = [
+    ("abs_inv", lambda a, b, **o: hs.abs_inv(a, b, damping=0.1, rtol=1e-10, **o)),
+    ("funm", lambda a, b, **o: hs.funm(a, b, lambda t: np.exp(-t), rtol=1e-10, **o)),
+    ("sign", lambda a, b, **o: hs.sign(a, b, rtol=1e-10, **o)),
+    ("inv_sqrt", lambda a, b, **o: hs.inv_sqrt(a @ a + 0.25 * np.eye(len(a)), b, rtol=1e-10, **o)),
+    ("sqrt", lambda a, b, **o: hs.sqrt(a @ a + 0.25 * np.eye(len(a)), b, rtol=1e-10, **o)),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "call"), LANCZOS_MEMORY_CALLS, ids=[c[0] for c in LANCZOS_MEMORY_CALLS]
+)
+def test_two_pass_lanczos_through_the_front_end(name, call) -> None:
+    # A small dense matrix: "auto" would take the dense path; the memory option selects Lanczos.
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.standard_normal((120, 120)))
+    a = (q * np.linspace(-2.0, 3.0, 120)) @ q.T
+    a = 0.5 * (a + a.T)
+    b = rng.standard_normal(120)
+    dense = call(a, b)
+    stored = call(a, b, reorthogonalize="none")
+    two_pass = call(a, b, memory="two-pass")
+    assert dense.info["method"] == "dense"
+    assert stored.info["method"] == two_pass.info["method"] == "lanczos"
+    assert two_pass.info["memory"] == "two-pass" and stored.info["reorthogonalize"] == "none"
+    assert two_pass.converged and stored.converged
+    scale = np.linalg.norm(dense.x)
+    np.testing.assert_allclose(two_pass.x, dense.x, atol=1e-8 * scale)
+    np.testing.assert_allclose(two_pass.x, stored.x, atol=1e-9 * scale)
+    assert two_pass.n_matvec > stored.n_matvec
+
+
+@pytest.mark.parametrize("method", ["chebyshev", "series", "dense"])
+def test_lanczos_memory_options_are_refused_for_other_methods(method) -> None:
+    a = np.diag(np.linspace(0.5, 2.0, 30))
+    with pytest.raises(ValueError, match="options of method='lanczos'"):
+        hs.abs_inv(a, np.ones(30), method=method, memory="two-pass")
+    with pytest.raises(ValueError, match="options of method='lanczos'"):
+        hs.inv_sqrt(a, np.ones(30), method=method, reorthogonalize="none")
+
+
+def test_bad_lanczos_memory_option_is_refused() -> None:
+    with pytest.raises(ValueError, match="memory"):
+        hs.abs_inv(np.diag([1.0, 2.0, 3.0]), np.ones(3), memory="disk")
