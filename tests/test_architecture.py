@@ -27,6 +27,7 @@ TIERS = {
     "acceleration": 3,
     "krylov": 3,
     "series": 4,
+    "spectral": 4,
     "_front_end": 5,
     "nn": 6,
     "optim": 7,
