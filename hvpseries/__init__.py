@@ -13,11 +13,15 @@ Results
 Matrix functions (front end)
     :func:`abs_inv`, :func:`inv_sqrt`, :func:`sqrt`, :func:`sign`, :func:`funm` and
     :func:`solve`: f(A) b for symmetric A with the fastest suitable method.
-Spectral tools
-    :func:`spectral_bounds`, :func:`power_iteration`.
+Spectral estimates
+    :func:`eigsh` (extreme eigenpairs by thick-restart Lanczos), :func:`trace` and
+    :func:`diagonal` (Hutchinson, Hutch++, XTrace, XDiag), :func:`logdet` and
+    :func:`spectral_density` (stochastic Lanczos quadrature), :func:`spectral_bounds`,
+    :func:`power_iteration`.
 Subpackages
     :mod:`hvpseries.krylov` (Lanczos, CG, MINRES, Chebyshev, rational methods),
     :mod:`hvpseries.series` (the paper's square-root/inverse series, Neumann series),
+    :mod:`hvpseries.spectral` (the stochastic estimators and their result types),
     :mod:`hvpseries.acceleration` (Wynn epsilon, Levin, Aitken); with PyTorch installed,
     :mod:`hvpseries.nn` (Hessian and Gauss-Newton operators of models) and
     :mod:`hvpseries.optim` (saddle-free Newton optimizers), imported on first use
@@ -28,7 +32,7 @@ Subpackages
 from importlib.metadata import PackageNotFoundError, version
 from types import ModuleType
 
-from . import acceleration, krylov, series
+from . import acceleration, krylov, series, spectral
 from ._core._result import ConvergenceError, SolveResult, Status
 from ._core._vector_space import VectorSpace
 from ._front_end._functions import abs_inv, funm, inv_sqrt, sign, solve, sqrt
@@ -39,7 +43,9 @@ from ._operators._elementary import DiagonalOperator, IdentityOperator
 from ._operators._explicit import MatrixOperator
 from ._operators._function import FunctionOperator
 from ._operators._sharded import DistributedOperator
+from .krylov._eigsh import eigsh
 from .krylov._spectrum import power_iteration, spectral_bounds
+from .spectral import diagonal, logdet, spectral_density, trace
 
 try:
     __version__ = version("hvpseries")
@@ -65,13 +71,19 @@ __all__ = [
     "sign",
     "solve",
     "sqrt",
-    # spectral tools
+    # spectral estimates
+    "diagonal",
+    "eigsh",
+    "logdet",
     "power_iteration",
     "spectral_bounds",
+    "spectral_density",
+    "trace",
     # subpackages
     "acceleration",
     "krylov",
     "series",
+    "spectral",
     # results
     "ConvergenceError",
     "SolveResult",

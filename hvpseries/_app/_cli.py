@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._solve_command import add_solve_parser
 
     add_solve_parser(commands)
+    from ._spectrum_command import add_spectrum_parser
+
+    add_spectrum_parser(commands)
     from ._demo_command import add_demo_parser
     from ._train_command import add_train_parser
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._subcommand import InputError, add_subcommand, report_error
 
-__all__ = ["add_solve_parser", "run_solve"]
+__all__ = ["add_built_in_arguments", "add_solve_parser", "run_solve"]
 
 FUNCTIONS = ("abs-inv", "inv-sqrt", "sqrt", "sign", "inv")
 METHODS = ("auto", "lanczos", "chebyshev", "rational", "series", "dense", "cg", "minres")
@@ -57,6 +57,13 @@ def add_solve_parser(commands: Any) -> None:
         "(required for matrix files; built-in problems default to 'random')",
     )
     parser.add_argument("--out", default="x.npy", help="output .npy file (default x.npy)")
+    add_built_in_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of --rhs random (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_built_in_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of the built-in problem helmholtz2d (``--grid``, ``--negative-fraction``)."""
     parser.add_argument(
         "--grid", type=int, default=64, help="helmholtz2d: grid size m, n = m^2 (default 64)"
     )
@@ -66,8 +73,6 @@ def add_solve_parser(commands: Any) -> None:
         default=0.05,
         help="helmholtz2d: fraction of negative eigenvalues (default 0.05)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of --rhs random (default 0)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def helmholtz2d(grid: int, negative_fraction: float) -> Any:

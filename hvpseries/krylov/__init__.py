@@ -2,6 +2,8 @@
 
 Decompositions
     :func:`lanczos` (tridiagonalisation with full, partial or no reorthogonalisation).
+Eigenvalues
+    :func:`eigsh` (extreme eigenpairs by thick-restart Lanczos with locking).
 Matrix functions
     :func:`funm_lanczos` (f(A) b with an a posteriori error estimate),
     :func:`funm_chebyshev` (Chebyshev expansion on a spectral interval),
@@ -12,6 +14,7 @@ Linear solvers
 
 from ._cg import cg
 from ._chebyshev import funm_chebyshev
+from ._eigsh import EigshResult, eigsh
 from ._funm_lanczos import funm_lanczos
 from ._lanczos import LanczosDecomposition, lanczos
 from ._minres import minres
@@ -22,6 +25,9 @@ __all__ = [
     # decompositions
     "LanczosDecomposition",
     "lanczos",
+    # eigenvalues
+    "EigshResult",
+    "eigsh",
     # matrix functions
     "abs_inv_rational",
     "funm_chebyshev",

@@ -21,6 +21,8 @@ from ._quadrature import (
 
 __all__ = ["SpectralDensity", "spectral_density"]
 
+_LOG_RANGE = 1e-6
+
 
 @dataclass(frozen=True, repr=False, eq=False)
 class SpectralDensity:
@@ -154,7 +156,8 @@ class SpectralDensity:
         width : float, optional
             The Gaussian width ``sigma`` (see :meth:`evaluate`).
         log : bool, default False
-            Use a logarithmic density axis (shows small clusters and the tails).
+            Use a logarithmic density axis, down to ``1e-6`` of its peak (shows small
+            clusters).
 
         Returns
         -------
@@ -179,11 +182,15 @@ class SpectralDensity:
         grid = np.linspace(self.nodes[0] - 4 * sigma, self.nodes[-1] + 4 * sigma, num_points)
         if ax is None:
             _, ax = plt.subplots()
-        ax.plot(grid, self.evaluate(grid, width=sigma))
+        values = self.evaluate(grid, width=sigma)
+        ax.plot(grid, values)
         ax.set_xlabel("eigenvalue")
         ax.set_ylabel("spectral density")
         if log:
+            # Down to 1e-6 of the peak: below it are the Gaussian kernels' tails, not spectrum.
             ax.set_yscale("log")
+            peak = float(np.max(values))
+            ax.set_ylim(_LOG_RANGE * peak, 2.0 * peak)
         return ax
 
     def _width(self, width: float | None) -> float:
