@@ -11,6 +11,7 @@ from .._core._result import Status
 from ._probes import (
     MIN_SAMPLES,
     Estimation,
+    ProbeEstimate,
     RangeSketch,
     device_matrix,
     prepare,
@@ -23,7 +24,7 @@ METHODS = ("auto", "hutchinson", "xdiag")
 
 
 @dataclass(frozen=True, eq=False)
-class DiagonalResult:
+class DiagonalResult(ProbeEstimate):
     """Frozen result of :func:`diagonal`.
 
     Attributes
@@ -42,17 +43,6 @@ class DiagonalResult:
     method : str
         ``"hutchinson"``, ``"xdiag"``, or ``"exact"`` when the ``n`` unit vectors were used.
     """
-
-    estimate: Any
-    standard_error: Any
-    n_matvec: int
-    status: Status
-    method: str
-
-    @property
-    def converged(self) -> bool:
-        """Whether the tolerance was met (``status.converged``)."""
-        return self.status.converged
 
 
 def diagonal(

@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_MAXITER",
     "DISTRIBUTIONS",
     "MIN_SAMPLES",
+    "ProbeEstimate",
     "Estimation",
     "ProbeStream",
     "RangeSketch",
@@ -49,6 +50,34 @@ __all__ = [
 DISTRIBUTIONS = ("rademacher", "gaussian")
 
 check_seed = _check_seed
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeEstimate:
+    """The fields of the probe estimators' results (:class:`TraceResult`, :class:`DiagonalResult`).
+
+    Attributes
+    ----------
+    estimate, standard_error
+        The estimate and its estimated standard error (a float, or an array per entry).
+    n_matvec : int
+        Operator applications spent.
+    status : Status
+        Whether the tolerance was met.
+    method : str
+        The method that produced the estimate.
+    """
+
+    estimate: Any
+    standard_error: Any
+    n_matvec: int
+    status: Status
+    method: str
+
+    @property
+    def converged(self) -> bool:
+        """Whether the tolerance was met (``status.converged``)."""
+        return self.status.converged
 
 
 class ProbeStream:

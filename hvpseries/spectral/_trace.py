@@ -14,6 +14,7 @@ from .._core._result import Status
 from ._probes import (
     MIN_SAMPLES,
     Estimation,
+    ProbeEstimate,
     RangeSketch,
     orthonormalize,
     prepare,
@@ -27,7 +28,7 @@ METHODS = ("auto", "hutchinson", "hutch++", "xtrace")
 
 
 @dataclass(frozen=True)
-class TraceResult:
+class TraceResult(ProbeEstimate):
     """Frozen result of :func:`trace`.
 
     Attributes
@@ -54,17 +55,6 @@ class TraceResult:
     >>> result.converged
     True
     """
-
-    estimate: float
-    standard_error: float
-    n_matvec: int
-    status: Status
-    method: str
-
-    @property
-    def converged(self) -> bool:
-        """Whether the tolerance was met (``status.converged``)."""
-        return self.status.converged
 
 
 def trace(
