@@ -34,12 +34,32 @@ def add_spectrum_parser(commands: Any) -> None:
         description=(
             "Estimate from matvecs the extreme eigenvalues (both ends), the trace, log|det A| "
             "and the spectral density of a symmetric matrix read from a Matrix Market (.mtx) "
-            "or SciPy sparse (.npz) file, or built in (helmholtz2d). Exit status: 0 every "
-            "estimate met its tolerance, 1 some did not (all are printed), 2 bad input."
+            "or SciPy sparse (.npz) file, built in (helmholtz2d), or of the Hessian of a "
+            "model's training loss at its initial weights (--dataset and --model, as for "
+            "hvpseries train). Exit status: 0 every estimate met its tolerance, 1 some did "
+            "not (all are printed), 2 bad input."
         ),
     )
     parser.add_argument(
-        "matrix", help="a .mtx or .npz file, or the name of a built-in problem: helmholtz2d"
+        "matrix",
+        nargs="?",
+        help="a .mtx or .npz file, or the name of a built-in problem: helmholtz2d (or give "
+        "--dataset for a model's Hessian)",
+    )
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="the Hessian of a model's loss on this training set instead of a matrix: digits, "
+        "diabetes, saddle or csv:PATH (as hvpseries train; needs torch)",
+    )
+    parser.add_argument(
+        "--model", default="mlp:32", help="with --dataset: the model, as hvpseries train (mlp:32)"
+    )
+    parser.add_argument(
+        "--init-scale",
+        type=float,
+        default=None,
+        help="with --dataset: scale of the initial weights (1, or 1e-3 for saddle)",
     )
     parser.add_argument(
         "--k", type=int, default=6, help="eigenvalues from both ends together (default 6)"
@@ -61,10 +81,9 @@ def add_spectrum_parser(commands: Any) -> None:
     add_built_in_arguments(parser)
 
 
-def _estimates(arguments: argparse.Namespace, matrix: Any) -> dict[str, Any]:
+def _estimates(arguments: argparse.Namespace, operator: Any) -> dict[str, Any]:
     import hvpseries as hs
 
-    operator = hs.aslinearoperator(matrix, symmetric=True)
     start = time.perf_counter()
     eigen = hs.eigsh(operator, arguments.k, which="BE", rtol=arguments.rtol, seed=arguments.seed)
     trace = hs.trace(operator, rtol=arguments.estimate_rtol, seed=arguments.seed)
@@ -79,11 +98,47 @@ def _estimates(arguments: argparse.Namespace, matrix: Any) -> dict[str, Any]:
     }
 
 
-def _summary(name: str, matrix: Any, estimates: dict[str, Any]) -> dict[str, Any]:
+def _model_hessian(arguments: argparse.Namespace) -> tuple[str, Any]:
+    # The Hessian of the training loss of --model on --dataset at its initial weights.
+    from ._datasets import SADDLE_INIT_SCALE, load_dataset
+    from ._loop import _loss_function
+    from ._models import build_model, parse_model_spec
+
+    torch = require("torch", "torch", "hvpseries spectrum --dataset")
+    from ..nn import HessianOperator
+
+    if arguments.matrix is not None:
+        message = "give either a matrix or --dataset, not both"
+        raise InputError(message)
+    try:
+        spec = parse_model_spec(arguments.model)
+        dataset = load_dataset(arguments.dataset, seed=arguments.seed)
+        scale = arguments.init_scale
+        if scale is None:
+            scale = SADDLE_INIT_SCALE if arguments.dataset == "saddle" else 1.0
+        model = build_model(
+            spec,
+            dataset.n_features,
+            dataset.n_outputs,
+            seed=arguments.seed,
+            init_scale=scale,
+            dtype=torch.float64,
+        )
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    inputs = torch.as_tensor(dataset.x_train, dtype=torch.float64)
+    targets = torch.as_tensor(dataset.y_train)
+    if dataset.task == "regression":
+        targets = targets.to(torch.float64)
+    operator = HessianOperator(model, _loss_function(dataset.task), (inputs, targets))
+    return f"Hessian of {spec} on {arguments.dataset}", operator
+
+
+def _summary(name: str, operator: Any, estimates: dict[str, Any]) -> dict[str, Any]:
     eigen, trace, logdet = estimates["eigenvalues"], estimates["trace"], estimates["logdet"]
     return {
         "problem": name,
-        "n": int(matrix.shape[0]),
+        "n": int(operator.shape[0]),
         "eigenvalues": [float(v) for v in eigen.eigenvalues],
         "eigenvalue_residuals": [float(r) for r in eigen.residual_norms],
         "eigenvalues_status": eigen.status.name,
@@ -92,6 +147,7 @@ def _summary(name: str, matrix: Any, estimates: dict[str, Any]) -> dict[str, Any
         "trace_status": trace.status.name,
         "log_abs_det": float(logdet.estimate),
         "log_abs_det_standard_error": float(logdet.standard_error),
+        "log_abs_det_quadrature_error": float(logdet.quadrature_error),
         "log_abs_det_status": logdet.status.name,
         "matvecs": {
             "eigenvalues": int(eigen.n_matvec),
@@ -140,27 +196,40 @@ def _check_arguments(arguments: argparse.Namespace, n: int) -> None:
         raise InputError(message)
 
 
+def _problem(arguments: argparse.Namespace) -> tuple[str, Any]:
+    # The name and the operator: a model's Hessian, a built-in problem or a matrix file.
+    import hvpseries as hs
+
+    if arguments.dataset is not None:
+        return _model_hessian(arguments)
+    if arguments.matrix is None:
+        message = "give a matrix (a .mtx or .npz file, or helmholtz2d) or --dataset"
+        raise InputError(message)
+    if arguments.matrix in BUILT_IN:
+        matrix = helmholtz2d(arguments.grid, arguments.negative_fraction)
+    else:
+        matrix = load_matrix(arguments.matrix)
+    check_symmetric(matrix)
+    return arguments.matrix, hs.aslinearoperator(matrix, symmetric=True)
+
+
 def run_spectrum(arguments: argparse.Namespace) -> int:
     """Run ``hvpseries spectrum``; return the exit status."""
     try:
-        if arguments.matrix in BUILT_IN:
-            matrix = helmholtz2d(arguments.grid, arguments.negative_fraction)
-        else:
-            matrix = load_matrix(arguments.matrix)
-        check_symmetric(matrix)
-        _check_arguments(arguments, matrix.shape[0])
+        name, operator = _problem(arguments)
+        _check_arguments(arguments, operator.shape[0])
         if arguments.plot is not None:
             require("matplotlib", "plot", "plotting (--plot)")
         try:
-            estimates = _estimates(arguments, matrix)
+            estimates = _estimates(arguments, operator)
         except (ValueError, TypeError) as error:  # the library's messages for bad input
             raise InputError(str(error)) from None
         plot = None
         if arguments.plot is not None:
-            plot = _write_plot(estimates["density"], arguments.plot, arguments.matrix)
+            plot = _write_plot(estimates["density"], arguments.plot, name)
     except (InputError, MissingDependencyError) as error:
         return report_error("spectrum", error)
-    summary = _summary(arguments.matrix, matrix, estimates)
+    summary = _summary(name, operator, estimates)
     if arguments.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -186,8 +255,9 @@ def _print(summary: dict[str, Any], plot: Path | None) -> None:
     )
     print(
         f"log|det|     {summary['log_abs_det']:.6g} +- "
-        f"{summary['log_abs_det_standard_error']:.2g} "
-        f"({summary['log_abs_det_status']}, {matvecs['log_abs_det']} matvecs)"
+        f"{summary['log_abs_det_standard_error']:.2g} (quadrature error "
+        f"{summary['log_abs_det_quadrature_error']:.2g}; {summary['log_abs_det_status']}, "
+        f"{matvecs['log_abs_det']} matvecs)"
     )
     print(f"density      {matvecs['density']} matvecs" + (f", plot {plot}" if plot else ""))
     print(f"time         {summary['time']:.3f} s")

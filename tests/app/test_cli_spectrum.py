@@ -66,3 +66,31 @@ def test_bad_input_is_refused_before_any_work(arguments, message, capsys) -> Non
 def test_missing_matrix_file(capsys) -> None:
     assert main(["spectrum", "missing.mtx"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_model_hessian_from_a_training_configuration(capsys) -> None:
+    torch = pytest.importorskip("torch")
+    from hvpseries._app._datasets import load_dataset
+    from hvpseries._app._models import build_model
+    from hvpseries.nn import HessianOperator
+
+    arguments = ["--dataset", "saddle", "--model", "mlp:3", "--k", "2", "--json"]
+    code = main(["spectrum", *arguments])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0, summary
+    # The same Hessian built directly: its extreme eigenvalues by a dense eigendecomposition.
+    dataset = load_dataset("saddle", seed=0)
+    model = build_model(
+        "mlp:3", dataset.n_features, dataset.n_outputs, init_scale=1e-3, dtype=torch.float64
+    )
+    data = (torch.as_tensor(dataset.x_train), torch.as_tensor(dataset.y_train))
+    operator = HessianOperator(model, torch.nn.functional.mse_loss, data)
+    dense = operator @ torch.eye(operator.shape[0], dtype=torch.float64)
+    exact = np.linalg.eigvalsh(0.5 * (dense + dense.T).numpy())
+    np.testing.assert_allclose(summary["eigenvalues"], [exact[0], exact[-1]], rtol=1e-6)
+
+
+def test_matrix_and_dataset_together_are_refused(capsys) -> None:
+    pytest.importorskip("torch")
+    assert main(["spectrum", "helmholtz2d", "--dataset", "saddle"]) == 2
+    assert "not both" in capsys.readouterr().err
