@@ -121,8 +121,20 @@ def analyticity(
 
 
 def _values(f: Callable[[np.ndarray], np.ndarray], t: np.ndarray) -> np.ndarray:
+    # f at t; where f raises (a function that refuses points outside its domain), point by
+    # point, NaN where it raises: such points lie outside the domain like a NaN value.
     with np.errstate(all="ignore"):
-        return np.asarray(f(t), dtype=np.float64)
+        try:
+            return np.asarray(f(t), dtype=np.float64)
+        except Exception:  # any refusal of f marks points outside its domain
+            return np.array([_value_or_nan(f, point) for point in t.ravel()]).reshape(t.shape)
+
+
+def _value_or_nan(f: Callable[[np.ndarray], np.ndarray], point: float) -> float:
+    try:
+        return float(np.asarray(f(np.array([point])), dtype=np.float64)[0])
+    except Exception:  # as in _values
+        return math.nan
 
 
 def _smooth(t: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -89,3 +89,17 @@ def test_every_jump_of_a_staircase_is_found() -> None:
 )
 def test_functions_too_rough_to_analyse_are_reported(f) -> None:
     assert analyticity(f, -50.0, 50.0) is None
+
+
+def test_a_function_that_refuses_points_outside_its_domain() -> None:
+    # Points where f raises count as outside its domain, like NaN values.
+    def f(t):
+        if np.any(t <= 0):
+            message = "defined for t > 0 only"
+            raise ValueError(message)
+        return 1.0 / np.sqrt(t)
+
+    found = analyticity(f, -20.0, 20.0)
+    assert found is not None
+    assert found.kinks == ()
+    np.testing.assert_allclose(found.domain_starts, 0.0, atol=1e-8)
