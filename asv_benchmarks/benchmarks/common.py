@@ -5,6 +5,7 @@ default, small problems, for CI smoke runs and quick comparisons) or ``regular``
 performance targets are stated for).
 """
 
+import numbers
 import os
 
 import numpy as np
@@ -17,6 +18,18 @@ if PROFILE not in ("fast", "regular"):
 def pick(fast, regular):
     """Choose a size by profile."""
     return fast if PROFILE == "fast" else regular
+
+
+def significant(x, digits=3):
+    """``x`` rounded to ``digits`` significant digits: what a ``track_`` method returns.
+
+    asv prints a tracked float with all its digits (``0.002110223320427755``); timings and
+    errors carry no more than a few. NaN and infinities pass through, and so do integers
+    (exact counts stay exact).
+    """
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    return float(f"{float(x):.{digits}g}")
 
 
 def require_torch():

@@ -11,7 +11,14 @@ import time
 
 import numpy as np
 
-from .common import indefinite_logspaced, laplacian_2d, matrix_from_eigenvalues, pick, pin_threads
+from .common import (
+    indefinite_logspaced,
+    laplacian_2d,
+    matrix_from_eigenvalues,
+    pick,
+    pin_threads,
+    significant,
+)
 
 TARGET = 1e-8
 SERIES_CAP = 20000  # matvecs; the series needs ~kappa^2 log(1/eps), so it is stopped here
@@ -168,7 +175,7 @@ class AbsInvMatvecs:
     track_n_matvec.unit = "matvecs"
 
     def track_relative_error(self, table, problem, method):
-        return table[(problem, method)][2]
+        return significant(table[(problem, method)][2])
 
     track_relative_error.unit = "relative error"
 
@@ -209,6 +216,6 @@ class SolverOverhead:
         for _ in range(operator.n_matvec):
             self.a @ self.b
         matvecs = time.perf_counter() - start
-        return (total - matvecs) / matvecs
+        return significant((total - matvecs) / matvecs)
 
     track_overhead_fraction.unit = "overhead / matvec time"

@@ -16,6 +16,7 @@ from .common import (
     matrix_from_eigenvalues,
     pick,
     pin_threads,
+    significant,
 )
 
 RTOL = 1e-8
@@ -82,7 +83,7 @@ class KrylovMatvecs:
     track_n_matvec.unit = "matvecs"
 
     def track_converged(self, cache, method, kappa):
-        return float(self._run(cache, method, kappa).converged)
+        return significant(float(self._run(cache, method, kappa).converged))
 
     track_converged.unit = "converged (1/0)"
 
@@ -134,7 +135,7 @@ class KrylovOverhead:
         bare = best_time(self._bare, repeats=3)
         solver = best_time(lambda: self._solve(method), repeats=3)
         matvecs = self._solve(method).n_matvec
-        return 100.0 * (solver / (bare * matvecs / self.iterations) - 1.0)
+        return significant(100.0 * (solver / (bare * matvecs / self.iterations) - 1.0))
 
     track_overhead_percent.unit = "percent"
 

@@ -26,7 +26,7 @@ this file directly for a table of the ratios:
 
 import timeit
 
-from .common import pick, pin_threads, require_torch
+from .common import pick, pin_threads, require_torch, significant
 
 THREADS = 1
 MODELS = ["mlp-8-50-1", "mlp-64-256-256-10", "cnn", "cnn-batchnorm", "transformer"]
@@ -249,13 +249,13 @@ class HessianProducts:
         self.build() @ self.v
 
     def track_cached_megabytes(self, name, mode):
-        return self.H.cached_nbytes / 2**20
+        return significant(self.H.cached_nbytes / 2**20)
 
     track_cached_megabytes.unit = "MiB"
 
     def track_hvp_over_gradient(self, name, mode):
         gradient = raw_recipe(name, "gradient")
-        return best_time(lambda: self.H @ self.v) / best_time(gradient)
+        return significant(best_time(lambda: self.H @ self.v) / best_time(gradient))
 
     track_hvp_over_gradient.unit = "ratio"
 
@@ -264,7 +264,7 @@ class HessianProducts:
             for j in range(BLOCK):
                 self.H @ self.V[:, j]
 
-        return best_time(lambda: self.H @ self.V) / best_time(loop)
+        return significant(best_time(lambda: self.H @ self.V) / best_time(loop))
 
     track_matmat_8_over_loop_8.unit = "ratio"
 
@@ -283,13 +283,13 @@ class AdapterOverhead:
 
     def track_default_over_fastest_raw(self, name):
         fastest = min(best_time(recipe) for recipe in self.recipes.values())
-        return best_time(lambda: self.H @ self.v) / fastest
+        return significant(best_time(lambda: self.H @ self.v) / fastest)
 
     track_default_over_fastest_raw.unit = "ratio"
 
     def track_default_over_raw_double_backward(self, name):
         raw = best_time(self.recipes["double-backward-retained"])
-        return best_time(lambda: self.H @ self.v) / raw
+        return significant(best_time(lambda: self.H @ self.v) / raw)
 
     track_default_over_raw_double_backward.unit = "ratio"
 

@@ -12,7 +12,7 @@ import numpy as np
 
 import hvpseries as hs
 
-from .common import laplacian_2d, pick, pin_threads, require_torch
+from .common import laplacian_2d, pick, pin_threads, require_torch, significant
 
 DENSE_N = pick(1000, 2000)
 SPARSE_GRID = pick(150, 317)  # n = grid^2: 22500 (fast) or 100489 (regular)
@@ -72,10 +72,10 @@ class OperatorApplication:
         self.operator @ self.X
 
     def track_matvec_overhead_percent(self, backend, kind):
-        return self._overhead(self.x)
+        return significant(self._overhead(self.x))
 
     def track_matmat_overhead_percent(self, backend, kind):
-        return self._overhead(self.X)
+        return significant(self._overhead(self.X))
 
     def _overhead(self, x):
         matrix, operator = self.matrix, self.operator

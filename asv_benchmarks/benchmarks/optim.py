@@ -7,7 +7,7 @@ it reports ``step / (gradient + n_hvp * hvp)`` (target for SeriesSFN: at most 1.
 
 import timeit
 
-from .common import pick, pin_threads, require_torch
+from .common import pick, pin_threads, require_torch, significant
 
 BATCH = pick(128, 256)
 WIDTH = pick(64, 256)
@@ -86,6 +86,6 @@ class OptimizerStep:
                 best["gradient"], min(timeit.repeat(gradient, number=5, repeat=3)) / 5
             )
             best["hvp"] = min(best["hvp"], min(timeit.repeat(hvp, number=10, repeat=3)) / 10)
-        return best["step"] / (best["gradient"] + hvps * best["hvp"])
+        return significant(best["step"] / (best["gradient"] + hvps * best["hvp"]))
 
     track_step_over_parts.unit = "ratio"

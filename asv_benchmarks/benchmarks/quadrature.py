@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .common import laplacian_2d, pick, pin_threads
+from .common import laplacian_2d, pick, pin_threads, significant
 
 SEEDS = (0, 1, 2)
 
@@ -56,17 +56,17 @@ class LogdetMatvecs:
         return table
 
     def track_n_matvec(self, table, problem):
-        return table[problem][0]
+        return significant(table[problem][0])
 
     track_n_matvec.unit = "matvecs"
 
     def track_relative_error(self, table, problem):
-        return table[problem][1]
+        return significant(table[problem][1])
 
     track_relative_error.unit = "relative error"
 
     def track_seconds(self, table, problem):
-        return table[problem][2]
+        return significant(table[problem][2])
 
     track_seconds.unit = "seconds"
 

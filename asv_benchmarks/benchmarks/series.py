@@ -22,6 +22,8 @@ from .common import (
     matrix_from_eigenvalues,
     pick,
     pin_threads,
+    require_torch,
+    significant,
 )
 
 MAX_TERMS = 20_000
@@ -72,7 +74,7 @@ class SeriesMatvecsToTolerance:
     track_n_matvec.unit = "matvecs"
 
     def track_relative_error(self, results, kappa, acceleration, rtol):
-        return results[kappa, acceleration, rtol][1]
+        return significant(results[kappa, acceleration, rtol][1])
 
     track_relative_error.unit = "relative error"
 
@@ -134,6 +136,8 @@ class SeriesTermOverhead:
     timeout = 600
 
     def setup(self, backend, acceleration, mode, stencil):
+        if backend == "torch":
+            require_torch()
         pin_threads(1)
         import hvpseries as hs
 
@@ -161,7 +165,7 @@ class SeriesTermOverhead:
 
     def track_overhead_percent(self, backend, acceleration, mode, stencil):
         bare, series = best_time(self._bare), best_time(self._series)
-        return 100.0 * (series - bare) / bare
+        return significant(100.0 * (series - bare) / bare)
 
     track_overhead_percent.unit = "%"
 
@@ -181,6 +185,8 @@ class SeriesTermFloor:
     timeout = 600
 
     def setup(self, backend, stencil):
+        if backend == "torch":
+            require_torch()
         pin_threads(1)
         self.matrix, self.b, self.scale = _stencil_problem(backend, stencil)
 
@@ -207,6 +213,6 @@ class SeriesTermFloor:
     def track_floor_percent(self, backend, stencil):
         bare = best_time(lambda: _bare_matvec_pairs(self.matrix, self.b))
         with_work = best_time(lambda: self._bare_with_vector_work(backend))
-        return 100.0 * (with_work - bare) / bare
+        return significant(100.0 * (with_work - bare) / bare)
 
     track_floor_percent.unit = "%"

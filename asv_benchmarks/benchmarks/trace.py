@@ -9,7 +9,7 @@ the fixed seed. A method that switches to the ``n`` unit vectors reports their m
 
 import numpy as np
 
-from .common import laplacian_2d, pick, pin_threads
+from .common import laplacian_2d, pick, pin_threads, significant
 
 RTOL = 1e-2
 MAXITER = 2000
@@ -75,7 +75,7 @@ class TraceMatvecs:
     track_n_matvec.unit = "matvecs"
 
     def track_relative_error(self, table, problem, method):
-        return table[(problem, method)][1]
+        return significant(table[(problem, method)][1])
 
     track_relative_error.unit = "relative error"
 
@@ -97,6 +97,6 @@ class DiagonalMatvecs:
     track_n_matvec.unit = "matvecs"
 
     def track_relative_error(self, table, problem, method):
-        return table[(problem, method)][1]
+        return significant(table[(problem, method)][1])
 
     track_relative_error.unit = "relative error"
