@@ -75,9 +75,7 @@ def funm_lanczos(
         ``"store"`` keeps the basis (``m`` vectors); ``"two-pass"`` keeps ``O(n)`` memory by
         running the recurrence twice, for ``T`` and then to form ``Q y`` (twice the matvecs).
     callback : callable, optional
-        Called at every checkpoint as ``callback(xk)`` with the current approximation of
-        ``f(A) b`` (shape of ``b``; for a block, the columns not reached yet are zero). It
-        costs one combination of the basis per checkpoint and needs ``memory="store"``.
+        ``callback(xk)`` at each checkpoint with the current ``f(A) b`` (needs "store").
     progress : callable, optional
         Called at every checkpoint as ``progress(n_matvec, error_estimate)`` (free). For a
         block, ``n_matvec`` counts all columns so far and the estimate is the current column's.
@@ -111,11 +109,8 @@ def funm_lanczos(
     10%). The error estimate extrapolates the difference of consecutive checkpoint iterates at their
     fitted contraction rate; it is not a bound (``1/|t|`` on indefinite spectra converges with
     plateaus). Each kink of ``f`` adds a Chebyshev-Markov-Stieltjes bound on spectrum the Krylov
-    space has not resolved (none below 0 if ``psd=True``). An ``f`` without a ``kinks``
-    attribute is searched for them once its iterates agree: Chebyshev interpolants on a
-    bisection of ``[-20 r, 20 r]`` (``r`` the largest Ritz magnitude) locate where it is not
-    smooth; poles are no kinks, and where ``f`` is not finite lies outside the spectrum. An
-    ``f`` too rough for the search is never certified (``UNVERIFIED``). After a breakdown the
+    space has not resolved (none below 0 if ``psd=True``); the kinks of an ``f`` that declares
+    none are located numerically (``UNVERIFIED`` for an ``f`` too rough). After a breakdown the
     estimate is ``2 eps m max|theta| max|f(theta)| ||x||``. Formulas:
     ``hvpseries.krylov._funm_lanczos_driver``; measurements: the user guide, sections
     "Lanczos in hvpseries" and "When is SUCCESS true?".

@@ -111,16 +111,10 @@ def diagonal(
     added in blocks of ``max(block_size, k / 4)``.
 
     XDiag wins where ``A`` is close to low rank (a decaying spectrum); Hutchinson wins on
-    sparse or diagonally dominant matrices, where its variance (the off-diagonal mass of each
-    row) is already small and the deflation adds to it. ``"auto"`` is XDiag, as for
-    :func:`trace`: on ``U diag(j^-2) U^T + 1e-4 I`` (``n = 1000``) it reached ``rtol=1e-2``
-    in 124 matvecs where Hutchinson needed more than ``n`` (10 probes, then the exact
-    diagonal, 1010), while on the 2D Laplacian it needed 60 matvecs against 30 for
-    ``rtol=0.1`` (``n = 6400``), and after 2000 matvecs (``n = 3600``, ``rtol=1e-2`` not
-    reached) had a relative error of 0.024 against 0.011: a large gain against a loss of
-    about 2 (``asv_benchmarks/benchmarks/trace.py``). XDiag
-    keeps four ``n x k`` blocks and costs ``O(n k^2)`` per block of probes; for a sparse or
-    diagonally dominant ``A`` prefer ``"hutchinson"``.
+    sparse or diagonally dominant matrices, where its variance is already small. ``"auto"`` is
+    XDiag, a large gain on low-rank spectra against a loss of about 2 on the 2D Laplacian
+    (measurements: the user guide, "Spectral estimates"). XDiag keeps four ``n x k`` blocks
+    and costs ``O(n k^2)`` per block of probes.
 
     The test is checked after each block once there are at least 10 probes. When the rate
     ``matvecs^-1/2`` (Hutchinson; ``matvecs^-1`` for XDiag) predicts at least ``n`` more matvecs

@@ -125,11 +125,9 @@ def trace_of_function(
     Parameters
     ----------
     A : LinearOperator or matrix
-        A real symmetric operator; anything :func:`hvpseries.aslinearoperator` accepts.
-        Operators tagged ``symmetric=False`` and complex ones are refused.
+        A real symmetric operator (anything :func:`hvpseries.aslinearoperator` accepts).
     f : callable
-        The scalar function, vectorised: applied to a float64 NumPy array of Ritz values it
-        returns one real value per entry (``np.exp``, ``lambda t: np.exp(-t)``).
+        Vectorised on a float64 NumPy array of Ritz values (``np.exp``).
     rtol, atol : float, default 1e-2 and 0
         Probes are added until ``standard_error <= max(rtol * |estimate|, atol)``.
     num_probes : int, optional
@@ -347,6 +345,13 @@ def logdet(
 
 
 def checked_operator(A: Any, method: str) -> LinearOperator:
+    """Return ``A`` as a square, real, non-empty operator not tagged non-symmetric, or raise.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming ``method`` and what is wrong with ``A``.
+    """
     operator = aslinearoperator(A)
     if not operator.is_square:
         message = f"{method} needs a square operator, got shape {operator.shape}"
@@ -433,10 +438,13 @@ def _estimate_trace(
 
 
 def start_probe(operator: LinearOperator, rng: np.random.Generator, mode: str) -> LanczosProcess:
-    # A Rademacher probe, drawn on the host (array_api_strict has no random module) over the
-    # global length and moved to the device once; a row-sharded space keeps its own rows, so
-    # every process forms the same probe as a single process would. It is normalised on the
-    # host: ||z||^2 = n exactly.
+    """Start a Lanczos process (reorthogonalisation ``mode``) on a new Rademacher probe.
+
+    The probe is drawn on the host (array_api_strict has no random module) over the global
+    length and moved to the device once; a row-sharded space keeps its own rows, so every
+    process forms the same probe as a single process would. It is normalised on the host:
+    ``||z||^2 = n`` exactly.
+    """
     n = operator.global_shape[0]
     probe = (2.0 * rng.integers(0, 2, size=n) - 1.0) / math.sqrt(n)
     local = operator.vector_space.shard(probe)
@@ -511,6 +519,7 @@ def _exact(process: LanczosProcess, n: int) -> bool:
 
 
 def check_finite(process: LanczosProcess) -> None:
+    """Raise ``ValueError`` if the Lanczos coefficients are not finite (a non-finite matvec)."""
     if not (all(map(math.isfinite, process.alpha)) and all(map(math.isfinite, process.beta))):
         message = (
             "the operator produced NaN or infinite values on a finite vector; check its matvec "
@@ -549,6 +558,7 @@ def gauss_rule(process: LanczosProcess, m: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def standard_error(values: np.ndarray) -> float:
+    """Return the standard error of the mean of ``values`` (``inf`` for fewer than two)."""
     if values.size < 2:
         return math.inf
     return float(np.std(values, ddof=1) / math.sqrt(values.size))

@@ -1,4 +1,28 @@
-"""Stochastic trace estimation from matvecs: Hutchinson, Hutch++ and XTrace, to a tolerance."""
+"""Stochastic trace estimation from matvecs: Hutchinson, Hutch++ and XTrace, to a tolerance.
+
+*Hutchinson* (Hutchinson 1989) averages ``t_j = v_j^T A v_j`` over probes with independent
+entries of mean 0 and variance 1; its standard error is the sample standard deviation over
+``sqrt(m)``. One matvec per probe; the variance is ``2 (||A||_F^2 - sum_i A_ii^2)`` per
+Rademacher probe (``2 ||A||_F^2`` Gaussian).
+
+*Hutch++* (Meyer, Musco, Musco and Woodruff 2021) computes ``trace(Q^T A Q)`` exactly on an
+orthonormal basis ``Q`` of ``A S`` (``S`` random, ``2 k`` matvecs for ``k`` columns) and
+Hutchinson on the deflated ``(I - Q Q^T) A (I - Q Q^T)``, whose samples give the standard error.
+It is run adaptively: residual probes are added while there are fewer than ``k``, else ``Q``
+grows by a block (the split 1:1:1 of the paper); when ``Q`` grows, the residual samples are
+projected again, with no matvec (``A Q`` is known, and ``Q`` does not depend on them).
+
+*XTrace* (Epperly, Tropp and Webber 2024) uses every probe both ways: with ``Y = A Omega = Q
+R``, for each ``i`` the basis ``Q_i`` of ``Y`` without column ``i`` deflates probe ``omega_i``,
+``t_i = trace(Q_i^T A Q_i) + omega_i^T (I - Q_i Q_i^T) A (I - Q_i Q_i^T) omega_i``, and the
+estimate is the mean of the ``t_i`` (``2 k`` matvecs); the standard error is the leave-one-out
+spread ``std(t_i) / sqrt(k)`` of the paper. All ``t_i`` come from ``k x k`` matrices (``Q_i
+Q_i^T = Q (I - s_i s_i^T / ||s_i||^2) Q^T`` with ``s_i`` the ``i``-th column of ``R^{-T}``).
+Probes are added in blocks of ``max(block_size, k / 4)``. The standard error reported is not the
+paper's spread of the ``t_i`` (which covered the error in only 80-83% of runs at two standard
+errors, the ``t_i`` being correlated) but the jackknife over the probes, computed in ``O(k^3)``
+from the same small matrices.
+"""
 
 from __future__ import annotations
 
@@ -79,79 +103,47 @@ def trace(
     method : {"auto", "hutchinson", "hutch++", "xtrace"}, default "auto"
         The estimator (see Notes); ``"auto"`` is ``"xtrace"``.
     rtol, atol : float, default 1e-2 and 0.0
-        Stop when the estimated standard error satisfies
-        ``standard_error <= max(rtol * |estimate|, atol)``.
+        Stop when ``standard_error <= max(rtol * |estimate|, atol)``.
     maxiter : int, optional
         The most matvecs to spend (default 1000).
     block_size : int, optional
-        Probes per block (default 10, at most ``n``): the operator is applied to blocks of
-        this many columns with ``matmat``.
+        Probes per block, applied with ``matmat`` (default 10, at most ``n``).
     distribution : {"rademacher", "gaussian"}, default "rademacher"
-        Entries of the probes: ``+-1`` (the smaller variance for Hutchinson) or normal.
+        Entries of the probes: ``+-1`` (smaller variance for Hutchinson) or normal.
     seed : int, default 0
-        Seed of the probes; the result is a deterministic function of it.
+        Seed of the probes.
     f : callable, optional
-        Estimate ``trace f(A)`` of a symmetric ``A`` instead, by stochastic Lanczos
-        quadrature: :func:`trace_of_function` with ``rtol``, ``atol`` and ``seed`` (its other
-        options through it directly); ``method``, ``maxiter``, ``block_size`` and
-        ``distribution`` must then keep their defaults.
+        Estimate ``trace f(A)`` of a symmetric ``A`` instead: :func:`trace_of_function` with
+        ``rtol``, ``atol`` and ``seed``; the other arguments keep their defaults.
 
     Returns
     -------
-    TraceResult or SpectralTraceResult
-        The latter with ``f``.
+    TraceResult, or SpectralTraceResult with ``f``
 
     Raises
     ------
     TypeError
-        For a complex operator, or an argument of the wrong type (``maxiter=1.5``, ...).
+        For a complex operator, or an argument of the wrong type.
     ValueError
-        For a non-square operator, an unknown ``method`` or ``distribution``, a negative
-        tolerance, ``maxiter < 1`` or ``block_size < 1``.
+        For a non-square operator or a bad ``method``, ``distribution``, tolerance or count.
 
     Notes
     -----
-    *Hutchinson* [1]_ averages ``t_j = v_j^T A v_j`` over probes with independent entries of
-    mean 0 and variance 1; its standard error is the sample standard deviation over
-    ``sqrt(m)``. One matvec per probe; the variance is
-    ``2 (||A||_F^2 - sum_i A_ii^2)`` per Rademacher probe (``2 ||A||_F^2`` Gaussian).
+    *Hutchinson* [1]_ averages ``v_j^T A v_j`` over probes; *Hutch++* [2]_ computes the trace
+    exactly on a sketched range ``Q`` of ``A S`` and Hutchinson on the deflated remainder;
+    *XTrace* [3]_ uses every probe both for the sketch and for the remainder, and reports the
+    jackknife over its probes as its standard error. The formulas and the adaptive schedules
+    are in the module's docstring (``hvpseries.spectral._trace``).
 
-    *Hutch++* [2]_ computes ``trace(Q^T A Q)`` exactly on an orthonormal basis ``Q`` of
-    ``A S`` (``S`` random, ``2 k`` matvecs for ``k`` columns) and Hutchinson on the deflated
-    ``(I - Q Q^T) A (I - Q Q^T)``, whose samples give the standard error. It is run
-    adaptively: residual probes are added while there are fewer than ``k``, else ``Q`` grows
-    by a block (the split 1:1:1 of the paper); when ``Q`` grows, the residual samples are
-    projected again, with no matvec (``A Q`` is known, and ``Q`` does not depend on them).
+    The stopping test is checked after each block, from 10 samples on. Where the standard
+    error's rate (``matvecs^-1/2`` for Hutchinson, ``matvecs^-1`` for the others) predicts at
+    least ``n`` more matvecs, and they fit in ``maxiter``, the trace is computed exactly from
+    the ``n`` unit vectors instead (``method="exact"``, standard error 0).
 
-    *XTrace* [3]_ uses every probe both ways: with ``Y = A Omega = Q R``, for each ``i`` the
-    basis ``Q_i`` of ``Y`` without column ``i`` deflates probe ``omega_i``,
-    ``t_i = trace(Q_i^T A Q_i) + omega_i^T (I - Q_i Q_i^T) A (I - Q_i Q_i^T) omega_i``, and
-    the estimate is the mean of the ``t_i`` (``2 k`` matvecs); the standard error is the
-    leave-one-out spread ``std(t_i) / sqrt(k)`` of the paper. All ``t_i`` come from
-    ``k x k`` matrices (``Q_i Q_i^T = Q (I - s_i s_i^T / ||s_i||^2) Q^T`` with ``s_i`` the
-    ``i``-th column of ``R^{-T}``). Probes are added in blocks of ``max(block_size, k / 4)``.
-    The standard error reported is not the paper's spread of the ``t_i`` (which covered the
-    error in only 80-83% of runs at two standard errors, the ``t_i`` being correlated) but
-    the jackknife over the probes, computed in ``O(k^3)`` from the same small matrices.
-
-    The stopping test is checked after each block, once there are at least 10 samples (probes
-    for Hutchinson and XTrace, residual probes for Hutch++). When the rate ``standard_error ~
-    matvecs^-1/2`` (Hutchinson; ``matvecs^-1`` for Hutch++ and XTrace, their rate on a decaying
-    spectrum) predicts at least ``n`` more matvecs and ``n`` more fit in ``maxiter``, or from
-    the start when ``n`` is at most the cost of the first test, the trace is instead computed
-    exactly from the ``n`` unit vectors (``method="exact"``, standard error 0).
-
-    Why ``"auto"`` is XTrace: to reach ``rtol=1e-2`` on ``U diag(j^-2) U^T + 1e-4 I``
-    (``n = 1000``) it took 40 matvecs, Hutch++ 30 and Hutchinson 1010 (10 probes, then the
-    exact trace); on the 2D Laplacian (``n = 3600``) 20, 30 and 10
-    (``asv_benchmarks/benchmarks/trace.py``, fast profile). At equal matvecs (30) on the
-    low-rank matrix its error was the smallest (RMS 0.0083 against 0.012 for Hutch++ and
-    0.26 for Hutchinson, 400 seeds, ``n = 80``), and its jackknife error estimate is the
-    only conservative one, which is what costs it the extra block above. Where the spectrum
-    is flat it loses at most about a factor 2 to Hutchinson; on a strongly diagonally
-    dominant ``A`` more (Rademacher Hutchinson ignores the diagonal, deflation does not).
-    XTrace stores four ``n x k`` blocks; for very large ``n`` with a flat spectrum prefer
-    ``"hutchinson"`` (no storage).
+    ``"auto"`` is XTrace: it needed the fewest matvecs or close to it on the benchmarks, had
+    the smallest error at equal matvecs, and the only conservative error estimate
+    (measurements: the user guide, "Spectral estimates"). It stores four ``n x k`` blocks;
+    for very large ``n`` with a flat spectrum prefer ``"hutchinson"`` (no storage).
 
     The standard errors are estimates, not bounds: the error is within two of them in
     about 95% of the runs at a fixed budget (measured over 400 seeds: see the tests).
@@ -181,19 +173,7 @@ def trace(
     6.0
     """
     if f is not None:
-        given = {
-            "method": method != "auto",
-            "maxiter": maxiter is not None,
-            "block_size": block_size is not None,
-            "distribution": distribution != "rademacher",
-        }
-        if any(given.values()):
-            names = ", ".join(name for name, set_ in given.items() if set_)
-            message = (
-                f"trace(A, f=...) is stochastic Lanczos quadrature; {names} do not apply (use "
-                "hvpseries.spectral.trace_of_function for its own options)"
-            )
-            raise ValueError(message)
+        _check_function_options(method, maxiter, block_size, distribution)
         return trace_of_function(A, f, rtol=rtol, atol=atol, seed=seed)
     settings = prepare(
         A,
@@ -221,6 +201,25 @@ def trace(
         return _exact(settings, 0)
     run = {"hutchinson": _hutchinson, "hutch++": _hutch_plus_plus, "xtrace": _xtrace}[chosen]
     return run(settings)
+
+
+def _check_function_options(
+    method: str, maxiter: int | None, block_size: int | None, distribution: str
+) -> None:
+    # trace(A, f=...) is quadrature: the probe estimators' options must keep their defaults.
+    given = {
+        "method": method != "auto",
+        "maxiter": maxiter is not None,
+        "block_size": block_size is not None,
+        "distribution": distribution != "rademacher",
+    }
+    if any(given.values()):
+        names = ", ".join(name for name, set_ in given.items() if set_)
+        message = (
+            f"trace(A, f=...) is stochastic Lanczos quadrature; {names} do not apply (use "
+            "hvpseries.spectral.trace_of_function for its own options)"
+        )
+        raise ValueError(message)
 
 
 def _exact(settings: Estimation, spent: int) -> TraceResult:
