@@ -58,45 +58,38 @@ def _diagonal(matrix, exact, method):
     return result.n_matvec, float(error)
 
 
-class TraceMatvecs:
-    """Matvecs of trace() to rtol 1e-2 (track), and the true relative error reached."""
+class _MatvecsToTolerance:
+    """Matvecs to rtol 1e-2 (track) and the true relative error reached, per method."""
 
     param_names = ["problem", "method"]
-    params = [["low-rank-plus-noise", "laplacian"], TRACE_METHODS]
     timeout = 1800
+
+    def track_n_matvec(self, table, problem, method):
+        return table[(problem, method)][0]
+
+    track_n_matvec.unit = "matvecs"
+
+    def track_relative_error(self, table, problem, method):
+        return significant(table[(problem, method)][1])
+
+    track_relative_error.unit = "relative error"
+
+
+class TraceMatvecs(_MatvecsToTolerance):
+    """Matvecs of trace() to rtol 1e-2 (track), and the true relative error reached."""
+
+    params = [["low-rank-plus-noise", "laplacian"], TRACE_METHODS]
 
     def setup_cache(self):
         pin_threads(1)
         return _measure(_trace, TRACE_METHODS)
 
-    def track_n_matvec(self, table, problem, method):
-        return table[(problem, method)][0]
 
-    track_n_matvec.unit = "matvecs"
-
-    def track_relative_error(self, table, problem, method):
-        return significant(table[(problem, method)][1])
-
-    track_relative_error.unit = "relative error"
-
-
-class DiagonalMatvecs:
+class DiagonalMatvecs(_MatvecsToTolerance):
     """Matvecs of diagonal() to rtol 1e-2 (track), and the true relative error reached."""
 
-    param_names = ["problem", "method"]
     params = [["low-rank-plus-noise", "laplacian"], DIAGONAL_METHODS]
-    timeout = 1800
 
     def setup_cache(self):
         pin_threads(1)
         return _measure(_diagonal, DIAGONAL_METHODS)
-
-    def track_n_matvec(self, table, problem, method):
-        return table[(problem, method)][0]
-
-    track_n_matvec.unit = "matvecs"
-
-    def track_relative_error(self, table, problem, method):
-        return significant(table[(problem, method)][1])
-
-    track_relative_error.unit = "relative error"
