@@ -226,8 +226,9 @@ class _FunmLanczos:
                 # condition number kappa for f = 1/|t|).
                 if ritz is None:
                     ritz = _tridiagonal_eigvals(alpha, off)
+                condition = max(1.0, float(np.max(np.abs(ritz)) * np.max(np.abs(self.f(ritz)))))
                 relative = max(
-                    2.0 * self.eps * m * self._condition(ritz),
+                    2.0 * self.eps * m * condition,
                     process.breakdown_residual / max(process.anorm, 1e-300),
                 )
                 estimate = relative * y_norm
@@ -248,16 +249,8 @@ class _FunmLanczos:
             else:
                 # The iterates agree; the spectrum beyond a kink of f that the Krylov space has
                 # not resolved is bounded separately (0 when there is none).
-                if ritz is None:
-                    ritz = _tridiagonal_eigvals(alpha, off)
                 unresolved = norm_b * self._unresolved_bound(process, alpha, y / norm_b, ritz)
-                # Rounding: f(A) b is computed to about eps kappa_f relative accuracy at best.
-                rounding = self.eps * self._condition(ritz) * y_norm
-                estimate = max(estimate + unresolved, rounding)
-                if rounding > tolerance and unresolved <= tolerance:
-                    # Converged as far as this precision allows, above the tolerance.
-                    self._report(process, estimate, y if finite else None)
-                    return y, estimate, Status.STAGNATED, checkpoints
+                estimate += unresolved
                 if unresolved > tolerance and settled_at is None:
                     settled_at = m
             self._report(process, estimate, y if finite else None)
@@ -281,13 +274,6 @@ class _FunmLanczos:
             if settled_at is not None:
                 rate = None  # the bound, not the differences, decides from here on
             target = min(self._next_checkpoint(m, estimate, rate, tolerance), self.maxiter)
-
-    def _condition(self, ritz: np.ndarray) -> float:
-        # kappa_f = max|theta| max|f(theta)|, at least 1: the amplification of rounding errors
-        # (the condition number kappa(A) for f = 1/|t|).
-        with np.errstate(all="ignore"):
-            largest = float(np.max(np.abs(ritz)) * np.max(np.abs(self.f(ritz))))
-        return max(1.0, largest) if math.isfinite(largest) else math.inf
 
     def _unresolved_bound(
         self,
