@@ -260,3 +260,17 @@ def test_error_extrapolation_stops_after_a_recent_increase():
     bump = [(10, 1e-2), (10, 5e-3), (10, 6e-3), (10, 3e-3), (10, 1e-3)]
     estimate, rate = _extrapolated_error(bump)
     assert rate is None and estimate == bump[-1][1]
+
+
+def test_hidden_eigenvalue_beyond_a_third_order_kink() -> None:
+    # Review: SUCCESS with a 151x error before higher-order kinks were located.
+    eigenvalues = np.r_[1.3, np.linspace(2.0, 3.0, 1999)]
+    b = np.r_[1e-7, np.ones(1999)]
+
+    def f(t):
+        return np.maximum(t - 1.7, 0.0) ** 3
+
+    result = krylov.funm_lanczos(scipy.sparse.diags(eigenvalues).tocsr(), b, f, rtol=1e-12)
+    assert result.status in (hs.Status.SUCCESS, hs.Status.UNVERIFIED), result
+    if result.status is hs.Status.SUCCESS:
+        assert relative_error(result.x, f(eigenvalues) * b) <= 1e-12
