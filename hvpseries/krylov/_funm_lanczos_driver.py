@@ -39,9 +39,16 @@ eigenvalue in the Ritz gap around a kink inside them. An operator tagged ``psd=T
 nothing below 0. If the iterates agree but this bound does not meet the tolerance within twice
 the steps (at least 32 more), the status is ``UNVERIFIED``.
 
+*Rounding.* Lanczos knows each Ritz value only to about ``delta = eps max|theta|``, so
+``f(A) b`` is computed to about
+``||b|| (sum_i s_i^2 max|f(theta_i +- delta) - f(theta_i)|^2)^(1/2)`` at best, with ``s_i``
+the first components of ``T``'s eigenvectors (only the eigencomponents ``b`` excites
+count). Once the iterates agree the estimate is at least that floor, and where the floor
+does not meet the tolerance the status is ``STAGNATED``. The floor scales with ``f`` and
+not with ``t``: it is the same for ``A`` and ``1e4 A``.
+
 *Breakdown.* A breakdown (the Krylov space became invariant) gives the exact answer up to
-rounding; the estimate is then ``2 eps m kappa_f ||x||`` with
-``kappa_f = max|theta| max|f(theta)|``.
+rounding; the estimate is then ``2 m`` times the rounding floor.
 """
 
 from __future__ import annotations
@@ -222,16 +229,13 @@ class _FunmLanczos:
             if process.broke_down and finite:
                 # Exact up to rounding: m steps' rounding errors, added up linearly (with a
                 # semi-orthogonal basis they are correlated: errors of 1-6 eps m kappa were
-                # measured at m = n), amplified by about max|theta| max|f(theta)| (the
-                # condition number kappa for f = 1/|t|).
+                # measured at m = n for f = 1/|t|), each about the rounding floor.
                 if ritz is None:
                     ritz = _tridiagonal_eigvals(alpha, off)
-                condition = max(1.0, float(np.max(np.abs(ritz)) * np.max(np.abs(self.f(ritz)))))
-                relative = max(
-                    2.0 * self.eps * m * condition,
-                    process.breakdown_residual / max(process.anorm, 1e-300),
-                )
-                estimate = relative * y_norm
+                factor = 2.0 * m * norm_b
+                rounding = factor * self._rounding_error(alpha, off, ritz, tolerance / factor)
+                residual = process.breakdown_residual / max(process.anorm, 1e-300)
+                estimate = max(rounding, residual * y_norm)
                 status = Status.SUCCESS if estimate <= tolerance else Status.STAGNATED
                 self._report(process, estimate, y)
                 return y, estimate, status, checkpoints
@@ -244,17 +248,30 @@ class _FunmLanczos:
                 estimate, rate = _extrapolated_error(differences)
             settled = rate is not None and rate < 1.0 and estimate <= tolerance
             flat = bool(differences) and finite and differences[-1][1] <= 10.0 * self.eps * y_norm
-            if not (settled or flat):
+            # Once the iterates have agreed, differences that wander below the tolerance are
+            # rounding noise, not new spectrum: only a larger one resets the count.
+            noise = settled_at is not None and finite and differences[-1][1] <= tolerance
+            agree = settled or flat or noise
+            if not agree:
                 settled_at = None  # the iterates move again: the Krylov space found more
             else:
                 # The iterates agree; the spectrum beyond a kink of f that the Krylov space has
-                # not resolved is bounded separately (0 when there is none).
+                # not resolved is bounded separately (0 when there is none), and rounding
+                # alone limits the accuracy to the floor.
+                if ritz is None:
+                    ritz = _tridiagonal_eigvals(alpha, off)
                 unresolved = norm_b * self._unresolved_bound(process, alpha, y / norm_b, ritz)
-                estimate += unresolved
+                known = max(estimate + unresolved, tolerance)
+                rounding = norm_b * self._rounding_error(alpha, off, ritz, known / norm_b)
+                estimate = max(estimate + unresolved, rounding)
+                if rounding > tolerance and unresolved <= tolerance:
+                    # Converged as far as this precision allows, above the tolerance.
+                    self._report(process, estimate, y)
+                    return y, estimate, Status.STAGNATED, checkpoints
                 if unresolved > tolerance and settled_at is None:
                     settled_at = m
             self._report(process, estimate, y if finite else None)
-            if (settled or flat) and estimate <= tolerance:
+            if agree and estimate <= tolerance:
                 return y, estimate, Status.SUCCESS, checkpoints
             if settled_at is not None and (
                 m >= max(2 * settled_at, settled_at + _CERTIFICATE_MIN_STEPS)
@@ -274,6 +291,45 @@ class _FunmLanczos:
             if settled_at is not None:
                 rate = None  # the bound, not the differences, decides from here on
             target = min(self._next_checkpoint(m, estimate, rate, tolerance), self.maxiter)
+
+    def _rounding_error(
+        self, alpha: np.ndarray, off: np.ndarray, ritz: np.ndarray, below: float
+    ) -> float:
+        # The error of f(T) e_1 that rounding alone causes: Lanczos knows each Ritz value to
+        # about delta = eps max|theta| (Paige), and moving theta_i by delta changes
+        # f(T) e_1 = sum_i s_i f(theta_i) v_i by (sum_i s_i^2 change_i^2)^(1/2), with s_i the
+        # first components of T's eigenvectors. Dimensionless in t (scaling A scales delta),
+        # and only eigencomponents b excites count. When the cheap bound max_i change_i
+        # (the s_i^2 sum to 1) does not exceed ``below``, that bound is returned.
+        delta = self.eps * float(np.max(np.abs(ritz)))
+        change = self._change_within(ritz, delta)
+        bound = float(np.max(change))
+        if not bound > below:
+            return bound
+        # Components changing by less than below / 10 add at most below / 10 together.
+        significant = np.flatnonzero(change > 0.1 * below)
+        first, last = int(significant[0]), int(significant[-1])
+        weights = _first_components(alpha, off, first, last) ** 2
+        part = change[first : last + 1]
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = float(np.sum(weights * part * part))
+        return math.sqrt(total + (0.1 * below) ** 2) if math.isfinite(total) else math.inf
+
+    def _change_within(self, ritz: np.ndarray, delta: float) -> np.ndarray:
+        # max |f(theta +- delta) - f(theta)| per Ritz value; a side where f is not defined
+        # (NaN, or f raises there) says nothing, an infinite one makes the change infinite.
+        with np.errstate(all="ignore"):
+            values = np.asarray(self.f(ritz), dtype=np.float64)
+        change = np.zeros_like(values)
+        for shifted in (ritz - delta, ritz + delta):
+            try:
+                with np.errstate(all="ignore"):
+                    moved = np.asarray(self.f(shifted), dtype=np.float64)
+            except Exception:  # f is the user's: raising marks the edge of its domain
+                continue
+            with np.errstate(invalid="ignore"):
+                change = np.fmax(change, np.abs(moved - values))
+        return change
 
     def _unresolved_bound(
         self,
@@ -401,6 +457,16 @@ def _tridiagonal_eigvals(alpha: np.ndarray, off: np.ndarray) -> np.ndarray:
     from scipy.linalg import eigvalsh_tridiagonal
 
     return alpha.copy() if alpha.size == 1 else eigvalsh_tridiagonal(alpha, off)
+
+
+def _first_components(alpha: np.ndarray, off: np.ndarray, first: int, last: int) -> np.ndarray:
+    # The first components of the eigenvectors first..last (ascending) of T, host-side.
+    from scipy.linalg import eigh_tridiagonal
+
+    if alpha.size == 1:
+        return np.ones(1)
+    _, vectors = eigh_tridiagonal(alpha, off, select="i", select_range=(first, last))
+    return vectors[0, :]
 
 
 def _extrapolated_error(differences: list[tuple[int, float]]) -> tuple[float, float | None]:

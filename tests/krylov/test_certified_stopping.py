@@ -274,3 +274,45 @@ def test_hidden_eigenvalue_beyond_a_third_order_kink() -> None:
     assert result.status in (hs.Status.SUCCESS, hs.Status.UNVERIFIED), result
     if result.status is hs.Status.SUCCESS:
         assert relative_error(result.x, f(eigenvalues) * b) <= 1e-12
+
+
+def test_float32_rounding_floor_is_not_a_success() -> None:
+    # 1/|t| in float32 with a weakly excited eigenvalue at -2e-4 (kappa 5e3): f(A) b is
+    # accurate to about 1e-4 at best, and the iterates agree at 1e-5 long before (SUCCESS
+    # with a 1.1e-4 error before the rounding floor).
+    rng = np.random.default_rng(7)
+    eigenvalues = np.concatenate([np.linspace(1e-2, 1.0, 399), [-2e-4]])
+    b = rng.standard_normal(eigenvalues.size)
+    b[-1] *= 1e-2
+    exact = b / np.abs(eigenvalues)
+    for scale in (1.0, 1e4):
+        a = scipy.sparse.diags((scale * eigenvalues).astype(np.float32)).tocsr()
+        for rtol in (1e-5, 1e-6, 1e-8):
+            result = krylov.funm_lanczos(
+                a, b.astype(np.float32), lambda t: 1 / np.abs(t), rtol=rtol
+            )
+            error = relative_error(scale * np.asarray(result.x, dtype=np.float64), exact)
+            assert result.status is hs.Status.STAGNATED, (scale, rtol, result, error)
+            # the estimate is the floor, and the floor is an upper bound here
+            assert error <= float(result.error_estimate) / np.linalg.norm(result.x)
+
+
+@pytest.mark.parametrize("n", [10, 300])
+@pytest.mark.parametrize(
+    "f", [np.sqrt, lambda t: t**2, lambda t: 1 / np.abs(t)], ids=["sqrt", "square", "inv_abs"]
+)
+def test_status_and_matvecs_do_not_depend_on_the_operator_scale(n, f) -> None:
+    # f(s A) b and f(A) b are the same problem up to the scale of f: the rounding floor and
+    # the noise tolerance of the stopping test are dimensionless (a floor in units of t f
+    # once stopped 1e4 A as STAGNATED at breakdown, and rounding-level differences ran
+    # 1/|t| on 1e4 A to n steps where A stopped at 54).
+    eigenvalues = np.linspace(1.0, 2.0, n)
+    b = np.random.default_rng(0).standard_normal(n)
+    outcomes = []
+    for scale in (1e-4, 1.0, 1e4):
+        result = krylov.funm_lanczos(np.diag(scale * eigenvalues), b, f, rtol=1e-10)
+        exact = f(scale * eigenvalues) * b
+        if result.status is hs.Status.SUCCESS:
+            assert relative_error(result.x, exact) <= 1e-10
+        outcomes.append((result.status, result.n_matvec))
+    assert outcomes[0] == outcomes[1] == outcomes[2], outcomes
