@@ -11,6 +11,9 @@ from ._dependencies import require
 
 __all__ = ["finite_or_none", "hyperparameters", "plot_record", "save_record"]
 
+# Curves with more points than this are drawn without a dot at each point.
+MAX_MARKERS = 60
+
 
 def hyperparameters(optimizer: Any) -> dict[str, Any]:
     """Return the optimizer's defaults as JSON-friendly values."""
@@ -39,7 +42,11 @@ def save_record(record: dict[str, Any], path: str | Path) -> None:
 def plot_record(record: dict[str, Any], path: str | Path, *, title: str | None = None) -> None:
     """Plot training (solid) and test (dashed) loss against epoch and against wall time.
 
-    A third panel shows test accuracy for classification. Failed runs are left out.
+    A third panel shows test accuracy for classification. Failed runs are left out. With a
+    time budget (``record["config"]["budget"]``) the wall-time panel comes first and shows the
+    losses at the time marks (``time_history``), with a grey line at the budget; the epoch
+    axis is then logarithmic beyond epoch 1 (fast optimizers complete many more epochs), and
+    the accuracy is drawn against wall time.
 
     Parameters
     ----------
@@ -63,39 +70,48 @@ def plot_record(record: dict[str, Any], path: str | Path, *, title: str | None =
     from matplotlib.ticker import MaxNLocator
 
     classification = record["dataset"]["task"] == "classification"
+    config = record.get("config", {})
+    budget = config.get("budget")
     panels = 3 if classification else 2
     figure = Figure(figsize=(4.6 * panels, 3.8), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, panels)
+    # The equal-time comparison comes first when there is one.
+    epoch_axis, time_axis = (axes[1], axes[0]) if budget else (axes[0], axes[1])
     for index, run in enumerate(record["runs"]):
         history = run.get("history")
         if not history:
             continue
         color = f"C{index}"
-        label = run["optimizer"]
-        train_loss = [_nan_if_none(v) for v in history["train_loss"]]
-        test_loss = [_nan_if_none(v) for v in history["test_loss"]]
-        for axis, x in ((axes[0], history["epoch"]), (axes[1], history["wall_time"])):
-            axis.plot(x, train_loss, color=color, label=f"{label} train", marker=".")
-            axis.plot(x, test_loss, color=color, linestyle="--", label=f"{label} test")
+        timeline = run.get("time_history") or history  # the per-epoch rows without a budget
+        _plot_losses(epoch_axis, history["epoch"], history, color, run["optimizer"])
+        _plot_losses(time_axis, timeline["wall_time"], timeline, color, run["optimizer"])
         if classification:
-            accuracy = [_nan_if_none(v) for v in history["test_accuracy"]]
-            axes[2].plot(history["epoch"], accuracy, color=color, label=label, marker=".")
+            x = timeline["wall_time" if budget else "epoch"]
+            accuracy = [_nan_if_none(v) for v in timeline["test_accuracy"]]
+            axes[2].plot(x, accuracy, color=color, label=run["optimizer"], marker=".")
     loss_name = "cross-entropy" if classification else "mean squared error (standardised)"
-    for axis, xlabel in ((axes[0], "epoch"), (axes[1], "wall time of the optimizer (s)")):
+    time_name = "wall time of the optimizer (s)"
+    for axis, xlabel in ((epoch_axis, "epoch"), (time_axis, time_name)):
         axis.set_xlabel(xlabel)
         axis.set_ylabel(loss_name)
         axis.set_yscale("log")
         axis.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize="small")
-    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    epoch_axis.legend(fontsize="small")
+    if budget:
+        epoch_axis.set_xscale("symlog", linthresh=1.0)
+        epoch_axis.set_xlim(left=0.0)
+        time_axis.axvline(budget["seconds"], color="0.5", linewidth=0.8)
+        time_axis.set_title(f"equal optimizer time: {budget['seconds']:g} s each", fontsize="small")
+    else:
+        epoch_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     if classification:
-        axes[2].set_xlabel("epoch")
+        axes[2].set_xlabel(time_name if budget else "epoch")
         axes[2].set_ylabel("test accuracy")
         axes[2].grid(True, alpha=0.3)
         axes[2].legend(fontsize="small")
-        axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
-    config = record.get("config", {})
+        if not budget:
+            axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle(
         title
         or (
@@ -104,6 +120,17 @@ def plot_record(record: dict[str, Any], path: str | Path, *, title: str | None =
         )
     )
     figure.savefig(path, dpi=120)
+
+
+def _plot_losses(
+    axis: Any, x: list[float], history: dict[str, list[Any]], color: str, label: str
+) -> None:
+    """Draw one run's training (solid, dots) and test (dashed) loss against ``x``."""
+    train_loss = [_nan_if_none(v) for v in history["train_loss"]]
+    test_loss = [_nan_if_none(v) for v in history["test_loss"]]
+    marker = "." if len(x) <= MAX_MARKERS else None
+    axis.plot(x, train_loss, color=color, label=f"{label} train", marker=marker)
+    axis.plot(x, test_loss, color=color, linestyle="--", label=f"{label} test")
 
 
 def _nan_if_none(value: float | None) -> float:

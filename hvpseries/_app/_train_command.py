@@ -11,16 +11,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._budget import DEFAULT_TIME_POINTS, MAX_TIME_POINTS
 from ._datasets import SADDLE_INIT_SCALE, load_dataset
 from ._dependencies import MissingDependencyError, require
 from ._loop import compare_optimizers
 from ._models import parse_model_spec
 from ._optimizers import OPTIMIZERS
 from ._records import plot_record, save_record
+from ._report import describe_schedule, format_table, summarize
 from ._subcommand import InputError, add_subcommand, report_error
 from ._threads import limit_threads
 
-__all__ = ["add_train_parser", "format_table", "run_train"]
+__all__ = ["add_train_parser", "run_train"]
 
 
 def add_train_parser(commands: Any) -> None:
@@ -33,7 +35,9 @@ def add_train_parser(commands: Any) -> None:
         description=(
             "Train a multilayer perceptron on a small dataset with one or several optimizers\n"
             "(each from the same initial weights, on the same mini-batches) and report per-epoch\n"
-            "training and test loss (and accuracy), optimizer wall time and work counts.\n"
+            "training and test loss (and accuracy), optimizer wall time and work counts; with\n"
+            "--seconds, train each optimizer for the same optimizer time and compare the losses\n"
+            "at the same time marks.\n"
             "Exit status: 0 all runs completed, 1 a run diverged or failed, 2 bad input or a\n"
             "missing dependency."
         ),
@@ -41,6 +45,7 @@ def add_train_parser(commands: Any) -> None:
             "examples:\n"
             "  hvpseries train --dataset digits --optimizer series-sfn,adam,sgd --plot curves.png\n"
             "  hvpseries train --dataset saddle --model mlp:16 --optimizer exact-sfn,sgd\n"
+            "  hvpseries train --dataset digits --optimizer series-sfn,adam --seconds 5\n"
             "  hvpseries train --dataset csv:data.csv --optimizer krylov-sfn "
             "--option krylov-sfn.maxiter=20"
         ),
@@ -65,7 +70,28 @@ def add_train_parser(commands: Any) -> None:
         help=f"one or a comma-separated list of {', '.join(OPTIMIZERS)}; sgd has momentum 0.9 "
         "(default: series-sfn,adam)",
     )
-    parser.add_argument("--epochs", type=int, default=10, help="passes over the data (10)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="passes over the data (default 10; with --seconds an upper bound, default none)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="train each optimizer for S seconds of its own optimizer time (evaluation "
+        "excluded), through as many epochs as that takes, and compare at equal time",
+    )
+    parser.add_argument(
+        "--time-points",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --seconds: evaluate the full-data losses after the first step that reaches "
+        f"each of the times S/N, 2S/N, ..., S (default {DEFAULT_TIME_POINTS})",
+    )
     parser.add_argument("--batch-size", type=int, default=128, help="mini-batch size (128)")
     parser.add_argument(
         "--lr",
@@ -194,9 +220,10 @@ def parse_options(entries: Sequence[str], optimizers: Sequence[str]) -> dict[str
 def _check_arguments(arguments: argparse.Namespace) -> None:
     for name in ("epochs", "batch_size"):
         value = getattr(arguments, name)
-        if value < 1:
+        if value is not None and value < 1:
             message = f"--{name.replace('_', '-')} must be >= 1, got {value}"
             raise InputError(message)
+    _check_budget(arguments.seconds, arguments.time_points)
     if arguments.threads is not None and arguments.threads < 1:
         message = f"--threads must be >= 1, got {arguments.threads}"
         raise InputError(message)
@@ -220,6 +247,21 @@ def _check_arguments(arguments: argparse.Namespace) -> None:
     if arguments.plot is not None:
         _require_cli("matplotlib", "plot", "--plot")
         _check_plot_format(arguments.plot)
+
+
+def _check_budget(seconds: float | None, time_points: int | None) -> None:
+    """Check ``--seconds`` and ``--time-points``."""
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        message = f"--seconds must be finite and > 0, got {seconds}"
+        raise InputError(message)
+    if time_points is None:
+        return
+    if seconds is None:
+        message = "--time-points needs --seconds: the time marks divide the time budget"
+        raise InputError(message)
+    if not 1 <= time_points <= MAX_TIME_POINTS:
+        message = f"--time-points must be from 1 to {MAX_TIME_POINTS}, got {time_points}"
+        raise InputError(message)
 
 
 def _check_output_path(flag: str, path: str) -> None:
@@ -283,6 +325,8 @@ def run_train(arguments: argparse.Namespace) -> int:
                 optimizers,
                 epochs=arguments.epochs,
                 batch_size=arguments.batch_size,
+                seconds=arguments.seconds,
+                time_points=arguments.time_points,
                 seed=arguments.seed,
                 lr=rates,
                 damping=arguments.damping,
@@ -301,6 +345,7 @@ def run_train(arguments: argparse.Namespace) -> int:
     if not arguments.quiet:
         print(_describe(record))
         print(format_table(record))
+        print(summarize(record))
     status = 0
     for run in record["runs"]:
         if run["status"] != "completed":
@@ -342,38 +387,5 @@ def _describe(record: dict[str, Any]) -> str:
         f"dataset  {data['name']}: {data['n_train']} train / {data['n_test']} test samples, "
         f"{data['n_features']} features ({task})\n"
         f"model    {model['spec']} ({model['n_parameters']} parameters, {config['dtype']}), "
-        f"{config['epochs']} epochs of batch {config['batch_size']}, seed {config['seed']}"
+        f"{describe_schedule(config)}, seed {config['seed']}"
     )
-
-
-def format_table(record: dict[str, Any]) -> str:
-    """Format the final epoch of each run as a text table."""
-    classification = record["dataset"]["task"] == "classification"
-    header = f"{'optimizer':<12}{'train loss':>12}{'test loss':>12}"
-    if classification:
-        header += f"{'test acc.':>11}"
-    header += f"{'time (s)':>10}{'gradients':>11}{'HVPs':>9}  status"
-    lines = [header, "-" * len(header)]
-    for run in record["runs"]:
-        history = run.get("history")
-        if not history:
-            lines.append(f"{run['optimizer']:<12}{'':>12}{'':>12}  {run['status']}")
-            continue
-        last = -1
-        row = (
-            f"{run['optimizer']:<12}{_number(history['train_loss'][last]):>12}"
-            f"{_number(history['test_loss'][last]):>12}"
-        )
-        if classification:
-            accuracy = history["test_accuracy"][last]
-            row += f"{'n/a' if accuracy is None else f'{accuracy:.1%}':>11}"
-        row += (
-            f"{history['wall_time'][last]:>10.2f}{history['gradient'][last]:>11d}"
-            f"{history['hvp'][last]:>9d}  {run['status']}"
-        )
-        lines.append(row)
-    return "\n".join(lines)
-
-
-def _number(value: float | None) -> str:
-    return "nan" if value is None else f"{value:.4g}"

@@ -120,6 +120,13 @@ def test_train_reports_a_diverged_run(capsys) -> None:
         (("--out", "/no/such/folder/run.json"), "does not exist"),
         (("--threads", "0"), "--threads must be >= 1"),
         (("--device", "tpu:0"), "--device"),
+        (("--seconds", "0"), "--seconds must be finite and > 0, got 0.0"),
+        (("--seconds", "-2"), "--seconds must be finite and > 0, got -2.0"),
+        (("--seconds", "nan"), "--seconds must be finite and > 0, got nan"),
+        (("--seconds", "inf"), "--seconds must be finite and > 0, got inf"),
+        (("--seconds", "1", "--time-points", "0"), "--time-points must be from 1 to 10000"),
+        (("--seconds", "1", "--time-points", "10001"), "--time-points must be from 1 to 10000"),
+        (("--time-points", "5"), "--time-points needs --seconds"),
     ],
 )
 def test_train_bad_arguments_exit_2(capsys, arguments, message) -> None:
@@ -130,7 +137,10 @@ def test_train_bad_arguments_exit_2(capsys, arguments, message) -> None:
     assert stdout == ""
 
 
-@pytest.mark.parametrize("arguments", [("--epochs", "many"), ("--dtype", "float16"), ("--bogus",)])
+@pytest.mark.parametrize(
+    "arguments",
+    [("--epochs", "many"), ("--dtype", "float16"), ("--bogus",), ("--seconds", "soon")],
+)
 def test_train_unparsable_arguments_exit_2(capsys, arguments) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["train", *arguments])
@@ -191,6 +201,51 @@ def test_train_refuses_an_unwritable_out_before_training(capsys, monkeypatch, tm
     assert not any(tmp_path.iterdir())
 
 
+def test_train_with_a_time_budget(capsys, tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    out, plot = tmp_path / "run.json", tmp_path / "curves.png"
+    status, stdout, stderr = run(
+        capsys, "train", "--dataset", "saddle", "--model", "mlp:3", "--optimizer", "adam,sgd",
+        "--seconds", "0.2", "--time-points", "4", "--threads", "1", "--out", str(out),
+        "--plot", str(plot),
+    )  # fmt: skip
+    assert status == 0, stderr
+    assert "0.2 s of optimizer time each (losses at 4 time marks), batch 128" in stdout
+    assert "train loss at optimizer time" in stdout and "x fastest" in stdout
+    assert (
+        "At equal optimizer time (0.2 s each)" in stdout and "Epochs completed in 0.2 s" in stdout
+    )
+    record = json.loads(out.read_text())
+    assert record["config"]["budget"] == {
+        "seconds": 0.2,
+        "time_points": 4,
+        "time_marks": pytest.approx([0.05, 0.1, 0.15, 0.2]),
+    }
+    assert record["config"]["epochs"] is None
+    assert record["arguments"]["seconds"] == 0.2 and record["arguments"]["time_points"] == 4
+    for entry in record["runs"]:
+        assert entry["time_history"]["time_mark"] == [
+            0.0,
+            *record["config"]["budget"]["time_marks"],
+        ]
+        assert entry["end"]["wall_time"] >= 0.2
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_time_budget_with_an_epoch_limit(capsys, tmp_path) -> None:
+    out = tmp_path / "run.json"
+    status, stdout, stderr = run(
+        capsys, "train", *TINY, "--optimizer", "sgd", "--seconds", "1000", "--out", str(out)
+    )
+    assert status == 0, stderr
+    assert "1000 s of optimizer time each, at most 1 epoch (losses at 20 time marks)" in stdout
+    assert "sgd: the epoch limit (1) ended the run after" in stdout
+    record = json.loads(out.read_text())
+    assert record["config"]["epochs"] == 1
+    assert record["runs"][0]["time_history"]["time_mark"] == [0.0]
+    assert record["runs"][0]["history"]["epoch"] == [0, 1]
+
+
 def test_parse_lr_forms() -> None:
     names = ["adam", "sgd"]
     assert parse_lr(None, names) == {}
@@ -218,23 +273,31 @@ def test_demo_runs_both_parts(capsys, tmp_path) -> None:
     pytest.importorskip("matplotlib")
     pytest.importorskip("hvpseries.optim")
     status, stdout, stderr = run(
-        capsys, "demo", "--grid", "8", "--epochs", "1", "--out-dir", str(tmp_path), "--quiet",
+        capsys, "demo", "--grid", "8", "--seconds", "0.3", "--out-dir", str(tmp_path), "--quiet",
         "--threads", "1",
     )  # fmt: skip
     assert status == 0, stdout + stderr
     assert "Part 1" in stdout and "lanczos" in stdout and "series + Wynn" in stdout
     assert "Part 2" in stdout and "series-sfn" in stdout and "krylov-sfn" in stdout
+    assert "for 0.3 s of optimizer time each" in stdout
+    assert "train loss at optimizer time" in stdout
+    assert "At equal optimizer time (0.3 s each), " in stdout
+    assert "Epochs completed in 0.3 s: adam " in stdout
     assert "skipped" not in stdout
     record = json.loads((tmp_path / "demo_training.json").read_text())
     assert [r["optimizer"] for r in record["runs"]] == ["series-sfn", "krylov-sfn", "adam"]
     assert record["dataset"]["name"] == "digits"
+    assert record["config"]["budget"]["seconds"] == 0.3
+    assert all(len(r["time_history"]["time_mark"]) == 21 for r in record["runs"])
     assert (tmp_path / "demo_training.png").exists()
 
 
 def test_demo_degrades_when_components_are_missing(capsys, monkeypatch, tmp_path) -> None:
     for module in ("hvpseries.series", "sklearn.datasets", "matplotlib", "hvpseries.optim"):
         monkeypatch.setitem(sys.modules, module, None)
-    status, stdout, _ = run(capsys, "demo", "--epochs", "1", "--out-dir", str(tmp_path), "--quiet")
+    status, stdout, _ = run(
+        capsys, "demo", "--seconds", "0.1", "--out-dir", str(tmp_path), "--quiet"
+    )
     assert status == 1
     assert "Part 1 (|A|^-1 b): skipped" in stdout and "hvpseries.series" in stdout
     assert "hvpseries[examples]" in stdout and "synthetic saddle problem instead" in stdout
@@ -246,8 +309,10 @@ def test_demo_degrades_when_components_are_missing(capsys, monkeypatch, tmp_path
 
 def test_demo_bad_arguments_exit_2(capsys, tmp_path) -> None:
     status, _, stderr = run(
-        capsys, "demo", "--grid", "2", "--epochs", "0", "--out-dir", str(tmp_path / "missing")
-    )
+        capsys, "demo", "--grid", "2", "--epochs", "0", "--seconds", "-1",
+        "--out-dir", str(tmp_path / "missing"),
+    )  # fmt: skip
     assert status == 2
     assert "--grid must be >= 4" in stderr and "--epochs must be >= 1" in stderr
+    assert "--seconds must be finite and > 0, got -1.0" in stderr
     assert "is not an existing folder" in stderr
