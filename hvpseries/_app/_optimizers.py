@@ -10,8 +10,13 @@ from ._dependencies import MissingDependencyError, require
 
 __all__ = ["DEFAULT_LR", "OPTIMIZERS", "make_optimizer"]
 
-OPTIMIZERS = ("series-sfn", "krylov-sfn", "exact-sfn", "adam", "sgd")
-SFN_OPTIMIZERS = {"series-sfn": "SeriesSFN", "krylov-sfn": "KrylovSFN", "exact-sfn": "ExactSFN"}
+OPTIMIZERS = ("series-sfn", "krylov-sfn", "lazy-sfn", "exact-sfn", "adam", "sgd")
+SFN_OPTIMIZERS = {
+    "series-sfn": "SeriesSFN",
+    "krylov-sfn": "KrylovSFN",
+    "lazy-sfn": "LazySFN",
+    "exact-sfn": "ExactSFN",
+}
 # First-order defaults: Adam's own default; SGD with momentum 0.9 at a rate that trains the
 # standardised built-in problems without diverging.
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
@@ -30,9 +35,9 @@ def make_optimizer(
 
     Parameters
     ----------
-    name : {"series-sfn", "krylov-sfn", "exact-sfn", "adam", "sgd"}
+    name : {"series-sfn", "krylov-sfn", "lazy-sfn", "exact-sfn", "adam", "sgd"}
         The saddle-free Newton optimizers of :mod:`hvpseries.optim` (``SeriesSFN``,
-        ``KrylovSFN``, ``ExactSFN``), ``torch.optim.Adam``, or ``torch.optim.SGD`` with
+        ``KrylovSFN``, ``LazySFN``, ``ExactSFN``), ``torch.optim.Adam``, or ``torch.optim.SGD`` with
         momentum 0.9.
     params : iterable
         Model parameters.
@@ -104,12 +109,17 @@ def make_optimizer(
 
 def _sfn_class(name: str) -> type:
     try:  # torch is optional: hvpseries.optim is imported only when an SFN optimizer is asked for
-        from ..optim import ExactSFN, KrylovSFN, SeriesSFN
+        from ..optim import ExactSFN, KrylovSFN, LazySFN, SeriesSFN
     except ImportError as error:
         message = (
             f"--optimizer {name} needs hvpseries.optim (the saddle-free Newton optimizers), "
             f"which failed to import: {error}"
         )
         raise MissingDependencyError(message) from error
-    classes = {"ExactSFN": ExactSFN, "KrylovSFN": KrylovSFN, "SeriesSFN": SeriesSFN}
+    classes = {
+        "ExactSFN": ExactSFN,
+        "KrylovSFN": KrylovSFN,
+        "LazySFN": LazySFN,
+        "SeriesSFN": SeriesSFN,
+    }
     return classes[SFN_OPTIMIZERS[name]]

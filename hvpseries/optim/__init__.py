@@ -3,6 +3,8 @@
 - :class:`SeriesSFN`: the paper's method, the direction from the square-root/inverse series;
 - :class:`KrylovSFN`: the same step, the direction from the Krylov front end (fewer HVPs for
   accurate directions);
+- :class:`LazySFN`: a low-rank ``|H|`` from a few Lanczos steps, rebuilt every few steps
+  and reused in between (about one gradient per step);
 - :class:`ExactSFN`: the exact step from a dense Hessian, for small models and as a reference.
 
 All take ``step(closure)`` like :class:`torch.optim.LBFGS` and need PyTorch; built with
@@ -13,12 +15,14 @@ All take ``step(closure)`` like :class:`torch.optim.LBFGS` and need PyTorch; bui
 from ._base import LocalClosureWarning
 from ._exact_sfn import ExactSFN
 from ._krylov_sfn import KrylovSFN
+from ._lazy_sfn import LazySFN
 from ._series_sfn import SeriesSFN
 
 __all__ = [
     # optimizers
     "ExactSFN",
     "KrylovSFN",
+    "LazySFN",
     "SeriesSFN",
     # warnings
     "LocalClosureWarning",

@@ -22,7 +22,7 @@ from .._core._result import Status
 from .._operators._base import LinearOperator
 from .._operators._counting import CountingOperator
 from ..nn._params import flatten, unflatten
-from ._closure_hessian import evaluate_closure, hessian_of_closure
+from ._closure_hessian import evaluate_closure, gradient_of_closure, hessian_of_closure
 
 __all__ = ["LocalClosureWarning", "SaddleFreeNewton"]
 
@@ -103,6 +103,19 @@ def _model_minimiser(ug: float, cross: float, q: float, gd: float) -> tuple[floa
     if not finite or ug <= 0 or q <= 0 or determinant <= 1e-12 * ug * q:
         return 1.0, 0.0
     return (ug * q - cross * gd) / determinant, (ug * gd - cross * ug) / determinant
+
+
+def _all_finite(vector: torch.Tensor) -> bool:
+    # max |v| is NaN or infinite exactly when an entry is (one reduction, no boolean mask).
+    return math.isfinite(float(vector.abs().max()))
+
+
+def _combination(
+    vector: torch.Tensor, alpha: float, previous: torch.Tensor, mu: float
+) -> torch.Tensor:
+    """Return ``alpha vector + mu previous``, skipping the exact no-ops of ``1`` and ``0``."""
+    scaled = vector if alpha == 1.0 else vector * alpha
+    return scaled if mu == 0.0 else scaled + previous * mu
 
 
 class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
@@ -287,6 +300,14 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         return float(self._state["damping"])
 
     # ------------------------------------------------------------------ step
+    def _needs_curvature(self, state: dict[str, Any]) -> bool:
+        """Whether this step's direction applies the Hessian.
+
+        When not, a closure step computes the plain gradient (no graph for products) and
+        ``_direction`` gets ``hessian=None``.
+        """
+        return True
+
     @abc.abstractmethod
     def _direction(
         self, hessian: LinearOperator, gradient: torch.Tensor, damping: float, state: dict[str, Any]
@@ -359,32 +380,35 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
         """Take the step of :meth:`step` on ``params``, recording it in ``state``."""
         group = self.param_groups[0]
         self._follow_trainable(state, positions, params)
-        loss, gradient, hessian = self._loss_gradient_hessian(closure, data, params)
+        loss, gradient, hessian = self._loss_gradient_hessian(
+            closure, data, params, curvature=self._needs_curvature(state)
+        )
         state["n_loss"] += 1
-        if not torch.isfinite(loss):
+        if not math.isfinite(float(loss)):
             self._skip(state, group, "the loss is not finite")
             return loss
         state["n_gradient"] += 1
-        space = hessian.vector_space
-        if not space.all_finite(gradient):
+        all_finite = _all_finite if hessian is None else hessian.vector_space.all_finite
+        if not all_finite(gradient):
             self._skip(state, group, "the gradient is not finite")
             return loss
-        counted = CountingOperator(hessian)
+        counted = None if hessian is None else CountingOperator(hessian)
         direction, result = self._direction(counted, gradient, state["damping"], state)
-        state["n_hvp"] += counted.n_matvec
+        state["n_hvp"] += 0 if counted is None else counted.n_matvec
         del counted, hessian  # release the closure's graph before evaluating it again
         usable = result.usable or result.status in _INEXACT
-        if not usable or not space.all_finite(direction):
+        if not usable or not all_finite(direction):
             self._skip(state, group, f"the direction solve failed ({result.status.name})")
             return loss
         state["n_inexact"] += int(result.status in _INEXACT)
         alpha, mu, predicted = self._rates(group, state, direction, gradient)
-        update = direction * alpha + state["previous_update"] * mu
+        update = _combination(direction, alpha, state["previous_update"], mu)
         self._move(params, update, -1.0)
         new_loss = self._loss_after_step(closure)
         state["n_loss"] += 1
-        finite = bool(torch.isfinite(new_loss))
-        if not finite or (group["reject_increase"] and bool(new_loss > loss)):
+        change = float(new_loss - loss)
+        finite = math.isfinite(float(new_loss))
+        if not finite or (group["reject_increase"] and change > 0):
             self._restore(params, saved)
             state["n_rejected"] += 1
             self._adapt_damping(group, state, reduction_ratio=-math.inf)
@@ -395,17 +419,27 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 )
                 warnings.warn(message, RuntimeWarning, stacklevel=_caller_stacklevel())
             return loss
-        state["curvature_times_update"] = state["curvature_times_update"] * mu + gradient * alpha
+        state["curvature_times_update"] = _combination(
+            gradient, alpha, state["curvature_times_update"], mu
+        )
         state["previous_update"] = update
         state["previous_alpha"] = alpha
         state["n_step"] += 1
-        ratio = float(new_loss - loss) / predicted if predicted < 0 else -math.inf
+        ratio = change / predicted if predicted < 0 else -math.inf
         self._adapt_damping(group, state, reduction_ratio=ratio)
         return loss
 
     def _loss_gradient_hessian(
-        self, closure: Callable[[], Any] | None, data: Any, params: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor, LinearOperator]:
+        self,
+        closure: Callable[[], Any] | None,
+        data: Any,
+        params: list[torch.Tensor],
+        *,
+        curvature: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, LinearOperator | None]:
+        # Without ``curvature`` a closure step returns no operator (the plain gradient costs
+        # less than one with the graph for products); the operator from_model built is
+        # returned either way (it builds its products' graph only when they are applied).
         name = type(self).__name__
         if self._curvature_factory is None:
             if closure is None or data is not None:
@@ -419,6 +453,8 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             loss = evaluate_closure(closure)
             if not torch.isfinite(loss):
                 return loss.detach(), torch.zeros(0), None  # type: ignore[return-value]
+            if not curvature:
+                return loss.detach(), gradient_of_closure(loss, params), None
             gradient, hessian = hessian_of_closure(loss, params)
             return loss.detach(), gradient, hessian
         if data is None or closure is not None:

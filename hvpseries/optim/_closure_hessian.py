@@ -11,7 +11,7 @@ import torch
 
 from .._operators._function import FunctionOperator
 
-__all__ = ["evaluate_closure", "hessian_of_closure"]
+__all__ = ["evaluate_closure", "gradient_of_closure", "hessian_of_closure"]
 
 
 _PATCH_LOCK = threading.RLock()
@@ -74,6 +74,26 @@ def _grads_or_zeros(
     return torch.cat(pieces, dim=-1)
 
 
+def _check_differentiable(loss: torch.Tensor) -> None:
+    if not loss.requires_grad:
+        message = (
+            "the closure's loss does not depend on the optimizer's parameters (or was computed "
+            "under torch.no_grad()); return a loss computed from them"
+        )
+        raise ValueError(message)
+
+
+def gradient_of_closure(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Return the flat gradient of ``loss`` at ``params``, without a graph for products.
+
+    For a step that applies no Hessian: one plain backward pass.
+    """
+    _check_differentiable(loss)
+    with torch.enable_grad():
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return _grads_or_zeros(grads, params, None)
+
+
 def hessian_of_closure(
     loss: torch.Tensor, params: Sequence[torch.Tensor]
 ) -> tuple[torch.Tensor, FunctionOperator]:
@@ -86,12 +106,7 @@ def hessian_of_closure(
     product for an MLP of 85k parameters). A block of vectors is applied in one batched
     backward pass (``is_grads_batched``), falling back to a loop where that cannot run.
     """
-    if not loss.requires_grad:
-        message = (
-            "the closure's loss does not depend on the optimizer's parameters (or was computed "
-            "under torch.no_grad()); return a loss computed from them"
-        )
-        raise ValueError(message)
+    _check_differentiable(loss)
     # The pieces of the gradient that depend on the parameters, flattened (in the graph, so
     # one split of the vector gives their weights); a piece that does not, or a parameter the
     # loss does not use, contributes zero to every product.

@@ -224,12 +224,13 @@ def _error_and_wrapper_worker(rank, world_size):
 
 
 def _optimizer_trajectories(shard, steps):
-    from hvpseries.optim import KrylovSFN, SeriesSFN
+    from hvpseries.optim import KrylovSFN, LazySFN, SeriesSFN
 
     trajectories = {}
     for cls, options in (
         (SeriesSFN, {"damping": 0.5, "num_terms": 8}),
         (KrylovSFN, {"damping": 0.5, "maxiter": 10}),
+        (LazySFN, {"damping": 0.5, "rank": 5, "refresh_every": 2}),
     ):
         model = _model()
         optimizer = cls.from_model(model, torch.nn.MSELoss(), **options)
@@ -396,7 +397,7 @@ def test_sfn_optimizers_stay_identical_on_every_rank_and_match_one_process():
     for a, b, c in zip(results[0]["ddp"], results[1]["ddp"], ddp_reference, strict=True):
         assert torch.equal(a, b)
         assert float(torch.max(torch.abs(a - c))) <= 1e-10
-    for name in ("SeriesSFN", "KrylovSFN"):
+    for name in ("SeriesSFN", "KrylovSFN", "LazySFN"):
         first, other = results[0][name], results[1][name]
         for a, b in zip(first["parameters"], other["parameters"], strict=True):
             assert torch.equal(a, b), name

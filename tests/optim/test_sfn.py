@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from hvpseries.optim import ExactSFN, KrylovSFN, SeriesSFN  # noqa: E402
+from hvpseries.optim import ExactSFN, KrylovSFN, LazySFN, SeriesSFN  # noqa: E402
 
-OPTIMIZERS = [ExactSFN, KrylovSFN, SeriesSFN]
+OPTIMIZERS = [ExactSFN, KrylovSFN, LazySFN, SeriesSFN]
 
 
 def _tiny_network_loss(w: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from hvpseries.optim import ExactSFN, KrylovSFN, SeriesSFN  # noqa: E402
+from hvpseries.optim import ExactSFN, KrylovSFN, LazySFN, SeriesSFN  # noqa: E402
 
-OPTIMIZERS = [ExactSFN, KrylovSFN, SeriesSFN]
+OPTIMIZERS = [ExactSFN, KrylovSFN, LazySFN, SeriesSFN]
 LOSS = torch.nn.functional.mse_loss
 # Fixed learning rate and momentum, so that the previous update enters every step; no step is
 # undone.
@@ -228,7 +228,7 @@ def test_an_exception_in_the_loss_of_from_model_undoes_the_step(optimizer_class)
 
 @pytest.mark.parametrize(
     "optimizer_class",
-    [ExactSFN, KrylovSFN, SeriesSFN],
+    [ExactSFN, KrylovSFN, LazySFN, SeriesSFN],
 )
 def test_from_model_state_dict_round_trip_is_bit_identical(optimizer_class) -> None:
     pytest.importorskip("hvpseries.nn")
