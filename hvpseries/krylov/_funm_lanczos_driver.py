@@ -37,7 +37,8 @@ knows has at most ``lambda_m(t) = 1 / sum_k p_k(t)^2`` of mass beyond ``t``) is 
 estimate: rigorous for the spectrum beyond a kink outside the Ritz values, and for one hidden
 eigenvalue in the Ritz gap around a kink inside them. An operator tagged ``psd=True`` has
 nothing below 0. If the iterates agree but this bound does not meet the tolerance within twice
-the steps (at least 32 more), the status is ``UNVERIFIED``.
+the steps (at least 32 more), and has not halved in that time, the status is ``UNVERIFIED``
+(while it keeps halving, the steps go on, up to ``maxiter``).
 
 *Rounding.* Lanczos knows each Ritz value only to about ``delta = eps max|theta|``, so
 ``f(A) b`` is computed to about
@@ -94,6 +95,8 @@ _FINAL_ACCURACY = 1e-14
 # the tolerance, Lanczos goes on to twice the steps (at least this many more) for the bound;
 # then the status is UNVERIFIED.
 _CERTIFICATE_MIN_STEPS = 32
+# Differences between agreeing iterates below this many eps ||y|| are rounding noise.
+_NOISE_LEVEL = 1000.0
 
 
 class _ColumnOutcome:
@@ -206,6 +209,7 @@ class _FunmLanczos:
         differences: list[tuple[int, float]] = []  # (steps between checkpoints, ||y_c - y_c'||)
         checkpoints = 0
         settled_at: int | None = None  # steps when the iterates agreed but the bound did not
+        bound_at_settle = math.inf  # the bound then: waiting goes on while it keeps halving
         while True:
             while process.num_steps < target and process.step():
                 pass
@@ -239,7 +243,7 @@ class _FunmLanczos:
                 status = Status.SUCCESS if estimate <= tolerance else Status.STAGNATED
                 self._report(process, estimate, y)
                 return y, estimate, status, checkpoints
-            estimate, rate = math.inf, None
+            estimate, rate, unresolved = math.inf, None, math.inf
             if finite and previous is not None:
                 difference = float(
                     scipy.linalg.norm(y - np.concatenate([previous, np.zeros(m - previous_m)]))
@@ -248,9 +252,14 @@ class _FunmLanczos:
                 estimate, rate = _extrapolated_error(differences)
             settled = rate is not None and rate < 1.0 and estimate <= tolerance
             flat = bool(differences) and finite and differences[-1][1] <= 10.0 * self.eps * y_norm
-            # Once the iterates have agreed, differences that wander below the tolerance are
-            # rounding noise, not new spectrum: only a larger one resets the count.
-            noise = settled_at is not None and finite and differences[-1][1] <= tolerance
+            # Once the iterates have agreed, differences at the rounding level (just above the
+            # flat test's, in either direction at random) are noise, not new spectrum: they
+            # keep the count of steps waiting for the bound, but never certify.
+            noise = (
+                settled_at is not None
+                and finite
+                and differences[-1][1] <= _NOISE_LEVEL * self.eps * y_norm
+            )
             agree = settled or flat or noise
             if not agree:
                 settled_at = None  # the iterates move again: the Krylov space found more
@@ -269,15 +278,17 @@ class _FunmLanczos:
                     self._report(process, estimate, y)
                     return y, estimate, Status.STAGNATED, checkpoints
                 if unresolved > tolerance and settled_at is None:
-                    settled_at = m
+                    settled_at, bound_at_settle = m, unresolved
             self._report(process, estimate, y if finite else None)
-            if agree and estimate <= tolerance:
+            if (settled or flat) and estimate <= tolerance:
                 return y, estimate, Status.SUCCESS, checkpoints
-            if settled_at is not None and (
+            deadline = settled_at is not None and (
                 m >= max(2 * settled_at, settled_at + _CERTIFICATE_MIN_STEPS)
-                or m >= self.maxiter
-                or process.broke_down
-            ):
+            )
+            if deadline and math.isfinite(unresolved) and unresolved <= 0.5 * bound_at_settle:
+                # The bound is converging: another doubling of the steps may certify.
+                settled_at, bound_at_settle, deadline = m, unresolved, False
+            if settled_at is not None and (deadline or m >= self.maxiter or process.broke_down):
                 return y, estimate, Status.UNVERIFIED, checkpoints
             if flat and settled_at is None:
                 # The iterates no longer change above rounding: converged as far as this
