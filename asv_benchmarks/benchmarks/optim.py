@@ -193,6 +193,7 @@ class StepOverGradient:
 
     def track_floor_over_gradient(self, problem, name):
         if name != "lazy":
+            # asv's convention for "not applicable": the floor is written for LazySFN only
             raise NotImplementedError("the floor is LazySFN's")
         floor = _LazyFloor(self.model, self.batches, self.loss_fn)
         floor.run()  # warm up

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,7 +52,8 @@ class LazySFN(SaddleFreeNewton):
     stale_ratio : float, default 0.0
         Staleness test: a step whose loss change is below ``stale_ratio`` times the model's
         predicted decrease (by default: a loss that rose), or that was rejected or skipped,
-        refreshes the curvature at the next step, before the schedule.
+        refreshes the curvature at the next step, before the schedule; ``-inf`` refreshes on
+        the schedule only.
     adaptive, lr, momentum, damping_factor, damping_min, damping_max
         As for :class:`SeriesSFN`.
     reject_increase : bool, default True
@@ -97,7 +99,7 @@ class LazySFN(SaddleFreeNewton):
     ) -> None:
         check_positive_int(rank, "rank")
         check_positive_int(refresh_every, "refresh_every")
-        if isinstance(stale_ratio, bool) or not isinstance(stale_ratio, (int, float)):
+        if isinstance(stale_ratio, bool) or not isinstance(stale_ratio, numbers.Real):
             message = f"stale_ratio must be a real number below 1, got {stale_ratio!r}"
             raise TypeError(message)
         if math.isnan(stale_ratio) or not stale_ratio < 1:

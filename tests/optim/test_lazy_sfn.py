@@ -99,6 +99,18 @@ def test_a_rejected_step_refreshes_the_model_at_the_next_step() -> None:
     assert counters["refresh"] <= 1 + counters["rejected"] + counters["skipped"]
 
 
+def test_minus_infinity_turns_the_staleness_test_off() -> None:
+    w = torch.tensor([0.1, 0.1], dtype=torch.float64, requires_grad=True)
+    loss = lambda: (w**4).sum() - (w**2).sum() + 5.0 * torch.sin(3.0 * w).sum()  # noqa: E731
+    optimizer = LazySFN(
+        [w], rank=2, refresh_every=1000, damping=1e-3, damping_factor=0.5, stale_ratio=-math.inf
+    )
+    for _ in range(40):
+        optimizer.step(loss)
+    assert optimizer.counters["rejected"] > 0
+    assert optimizer.counters["refresh"] == 1
+
+
 def test_a_refresh_builds_the_hessian_graph_and_other_steps_do_not(monkeypatch) -> None:
     from hvpseries.optim import _base
 
@@ -171,6 +183,7 @@ def test_lazy_sfn_escapes_a_saddle_on_a_small_network_with_few_hvps() -> None:
         ({"stale_ratio": 1.0}, ValueError, "stale_ratio"),
         ({"stale_ratio": math.nan}, ValueError, "stale_ratio"),
         ({"stale_ratio": "0.5"}, TypeError, "stale_ratio"),
+        ({"stale_ratio": math.inf}, ValueError, "stale_ratio"),
         ({"stale_ratio": True}, TypeError, "stale_ratio"),
     ],
 )
