@@ -58,7 +58,8 @@ class Status(enum.Enum):
         "The error estimate met the tolerance, but the error from eigenvalues the Krylov space "
         "has not resolved yet, beyond a point where f is not smooth (0 for |t| and sign), could "
         "not be bounded below it within the step budget. If A is positive semi-definite, tag it "
-        "(with_structure(psd=True)); else add damping, raise maxiter, or use method='dense'."
+        "(with_structure(psd=True)); else add damping, give a larger maxiter (the steps then go on "
+        "to it), or use method='dense'."
     )
     STAGNATED = (
         "The iteration stagnated above the tolerance, most likely at the limit of the "

@@ -67,6 +67,10 @@ def funm_lanczos(
         current approximation of ``f(A) b``.
     maxiter : int, optional
         Most Lanczos steps per column (default ``10 n``, or ``2 n`` with reorthogonalisation).
+        By default a column whose iterates agree but whose bound on unresolved spectrum does
+        not meet the tolerance gets twice its steps (at least 32 more, more while the bound
+        halves) and then ends ``UNVERIFIED``; a ``maxiter`` you give instead lets it go on
+        until it is certified or reaches ``maxiter``.
     reorthogonalize : {"partial", "full", "none"}, optional
         Default ``"full"`` for ``n <= 1000`` (only a fully orthogonal basis keeps a run to
         ``m = n`` accurate to rounding), ``"partial"`` above, ``"none"`` with ``"two-pass"``
@@ -173,6 +177,7 @@ def run_funm_lanczos(
     check_maxiter(maxiter)
     reorthogonalize = _checked_memory_options(problem, memory, reorthogonalize)
     n = operator.global_shape[0]
+    wait_to_maxiter = maxiter is not None
     if maxiter is None:
         maxiter = max(10 * n, 20) if reorthogonalize == "none" else max(2 * n, 20)
     xp = operator.xp
@@ -206,6 +211,7 @@ def run_funm_lanczos(
         memory,
         problem.callback,
         problem.progress,
+        wait_to_maxiter=wait_to_maxiter,
     )
     outcome = solver.solve(problem.b, float(problem.b_norms[0]))
     info["n_checkpoints"] = outcome.n_checkpoints

@@ -38,7 +38,8 @@ estimate: rigorous for the spectrum beyond a kink outside the Ritz values, and f
 eigenvalue in the Ritz gap around a kink inside them. An operator tagged ``psd=True`` has
 nothing below 0. If the iterates agree but this bound does not meet the tolerance within twice
 the steps (at least 32 more), and has not halved in that time, the status is ``UNVERIFIED``
-(while it keeps halving, the steps go on, up to ``maxiter``).
+(while it keeps halving, the steps go on, up to ``maxiter``). A ``maxiter`` given by the caller
+removes this deadline: the steps go on until a certificate or ``maxiter``.
 
 *Rounding.* Lanczos knows each Ritz value only to about ``delta = eps max|theta|``, so
 ``f(A) b`` is computed to about
@@ -140,12 +141,16 @@ class _FunmLanczos:
         memory: str,
         callback: Callable[[Any], Any] | None,
         progress: Callable[[int, float], Any] | None,
+        *,
+        wait_to_maxiter: bool = False,
     ) -> None:
         self.operator = operator
         self.f = f
         self.rtol = rtol
         self.atol = atol
         self.maxiter = maxiter
+        # A maxiter the caller chose is what they will spend on a certificate: no deadline.
+        self.wait_to_maxiter = wait_to_maxiter
         self.reorthogonalize = reorthogonalize
         self.memory = memory
         self.callback = callback
@@ -282,8 +287,10 @@ class _FunmLanczos:
             self._report(process, estimate, y if finite else None)
             if (settled or flat) and estimate <= tolerance:
                 return y, estimate, Status.SUCCESS, checkpoints
-            deadline = settled_at is not None and (
-                m >= max(2 * settled_at, settled_at + _CERTIFICATE_MIN_STEPS)
+            deadline = (
+                settled_at is not None
+                and not self.wait_to_maxiter
+                and m >= max(2 * settled_at, settled_at + _CERTIFICATE_MIN_STEPS)
             )
             if deadline and math.isfinite(unresolved) and unresolved <= 0.5 * bound_at_settle:
                 # The bound is converging: another doubling of the steps may certify.

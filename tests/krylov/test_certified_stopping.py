@@ -158,6 +158,34 @@ def test_unverified_raises_with_throw() -> None:
         hs.sign(a, b, rtol=1e-8, maxiter=150, throw=True)
 
 
+def two_tight_clusters():
+    """Two tight clusters of positive eigenvalues (found by the fuzz), the operator untagged."""
+    rng = np.random.default_rng(3)
+    eigenvalues = np.concatenate(
+        [0.611 + 1e-6 * rng.standard_normal(41), 0.741 + 1e-6 * rng.standard_normal(106)]
+    )
+    return scipy.sparse.diags(eigenvalues).tocsr(), eigenvalues, rng.standard_normal(147)
+
+
+def test_a_maxiter_you_give_is_spent_on_the_certificate() -> None:
+    # Untagged and with d = 0, nothing bounds an eigenvalue hidden next to the pole of 1/|t|:
+    # by default the run ends UNVERIFIED once its deadline passes; a maxiter given by the
+    # caller lets it go on until the Krylov space is exhausted (147 distinct eigenvalues) and
+    # the answer is exact to rounding.
+    a, eigenvalues, b = two_tight_clusters()
+    exact = b / np.abs(eigenvalues)
+    default = hs.abs_inv(a, b, damping=0.0, rtol=1e-8)
+    assert default.status is hs.Status.UNVERIFIED, default
+    assert default.n_matvec < 100
+    given = hs.abs_inv(a, b, damping=0.0, rtol=1e-8, maxiter=1000)
+    assert given.status is hs.Status.SUCCESS, given
+    assert given.n_matvec > default.n_matvec
+    assert relative_error(given.x, exact) <= 1e-8
+    capped = hs.abs_inv(a, b, damping=0.0, rtol=1e-8, maxiter=80)
+    assert capped.status is hs.Status.UNVERIFIED
+    assert capped.n_matvec == 80
+
+
 def test_psd_tag_removes_the_negative_half_line() -> None:
     eigenvalues = np.logspace(-3, 0, 500)
     b = np.random.default_rng(1).standard_normal(eigenvalues.size)
