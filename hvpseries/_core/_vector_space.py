@@ -135,7 +135,9 @@ class VectorSpace:
         xp = self._xp
         if is_complex_dtype(xp, X.dtype):
             X = xp.conj(X)
-        return xp.matmul(xp.matrix_transpose(X), Y)
+        # as in inner: the @ operator for one dtype, xp.matmul's promotion only where needed
+        matmul = operator.matmul if X.dtype == Y.dtype else xp.matmul
+        return matmul(xp.matrix_transpose(X), Y)
 
     def all_finite(self, x: Any) -> bool:
         """Return whether every entry of ``x`` is finite, on every process holding a part.

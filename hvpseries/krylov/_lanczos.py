@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core._array_api import dtype_name, epsilon, is_complex_dtype
+from .._core._array_api import device, dtype_name, epsilon, is_complex_dtype
 from .._core._checks import check_choice, check_positive_int
 from .._core._vector_space import VectorSpace
 from .._operators._base import LinearOperator
@@ -22,6 +22,7 @@ REORTHOGONALIZE_CHOICES = ("full", "partial", "none")
 # Basis vectors are stored in stacked blocks of this many vectors: reorthogonalisation then is a
 # few matrix-vector products (BLAS-2) instead of one dot product per stored vector.
 _CHUNK = 64
+_FIRST_CAPACITY = 8
 
 
 @dataclass(frozen=True, repr=False)
@@ -235,29 +236,40 @@ class _Basis:
     """Lanczos vectors stored in stacked blocks of ``_CHUNK`` rows (each row one vector).
 
     The coefficients of a projection are inner products, taken in ``space``: one
-    ``space.gram`` call (one reduction) per stored block.
+    ``space.gram`` call (one reduction) per stored block. The block being filled is a
+    buffer whose rows are written in place (its capacity doubles up to ``_CHUNK``), so a
+    projection never copies the basis: stacking the pending vectors at every step cost
+    ``O(n m^2)`` copies, 17 ms of a 20-step refresh at ``n = 1.5 * 10^5``.
     """
 
     def __init__(self, xp: Any, space: VectorSpace) -> None:
         self.xp = xp
         self.space = space
         self.blocks: list[Any] = []
-        self.pending: list[Any] = []
+        self.buffer: Any = None
+        self.count = 0  # rows of the buffer in use
 
     def __len__(self) -> int:
-        return len(self.blocks) * _CHUNK + len(self.pending)
+        return len(self.blocks) * _CHUNK + self.count
 
     def append(self, q: Any) -> None:
-        """Add the basis vector ``q``; a full block of pending vectors is stacked."""
-        self.pending.append(q)
-        if len(self.pending) == _CHUNK:
-            self.blocks.append(self.xp.stack(self.pending, axis=0))
-            self.pending = []
+        """Add the basis vector ``q``; a full block is moved to the stored blocks."""
+        xp = self.xp
+        if self.buffer is None:
+            self.buffer = xp.zeros((_FIRST_CAPACITY, *q.shape), dtype=q.dtype, device=device(q))
+        elif self.count == self.buffer.shape[0]:
+            grown = min(2 * self.count, _CHUNK)
+            self.buffer = xp.concat([self.buffer, xp.zeros_like(self.buffer)], axis=0)[:grown, ...]
+        self.buffer[self.count, ...] = q
+        self.count += 1
+        if self.count == _CHUNK:
+            self.blocks.append(self.buffer)
+            self.buffer, self.count = None, 0
 
     def _groups(self) -> list[tuple[int, Any]]:
         groups = [(i * _CHUNK, block) for i, block in enumerate(self.blocks)]
-        if self.pending:
-            groups.append((len(self.blocks) * _CHUNK, self.xp.stack(self.pending, axis=0)))
+        if self.count:
+            groups.append((len(self.blocks) * _CHUNK, self.buffer[: self.count, ...]))
         return groups
 
     def project_out(self, w: Any, selected: np.ndarray | None = None) -> Any:
@@ -272,7 +284,7 @@ class _Basis:
                 continue
             # block is Q_block^T (rows are vectors): gram(Q_block, w) = Q_block^T w, no copy
             coefficients = self.space.gram(xp.matrix_transpose(block), w)
-            w = w - xp.matmul(coefficients, block)
+            w = w - coefficients @ block  # one dtype: the operator, without xp's promotion
         return w
 
     def combine(self, coefficients: np.ndarray, dtype: Any, device: Any) -> Any:
