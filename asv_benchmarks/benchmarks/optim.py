@@ -125,7 +125,8 @@ class StepOverGradient:
     issue's target for LazySFN is at most 3. ``track_floor_over_gradient`` times the same way
     a hand-written LazySFN step that does only the unavoidable work (the gradient, the two
     products with the stored Ritz vectors, the parameter update in place and the loss after
-    the step; a refresh's 20 HVPs every 20 steps): what Python and torch allow at best.
+    the step; every 20 steps a refresh: 20 Lanczos steps, each one HVP and one full
+    reorthogonalisation, and the Ritz vectors): what Python and torch allow at best.
     """
 
     params = (["digits", "saddle"], ["lazy", "series", "krylov", "adam"])
@@ -220,14 +221,30 @@ class _LazyFloor:
     def _refresh(self, x, y):
         import torch
 
-        # rank HVPs through one gradient graph: the products a refresh pays for
+        # rank Lanczos steps from the gradient through one gradient graph, fully
+        # reorthogonalised against a preallocated basis, and the Ritz vectors: the products
+        # and the orthogonalisation a refresh cannot do without
         loss = self.loss_fn(self.model(x), y)
         grads = torch.autograd.grad(loss, self.params, create_graph=True)
         sizes = [p.numel() for p in self.params]
+        basis = torch.empty(self.rank, sum(sizes))
+        q = torch.cat([g.detach().reshape(-1) for g in grads])
+        q /= q.norm()
+        alpha, beta = [], []
         for j in range(self.rank):
-            parts = torch.split(self.vectors[:, j], sizes)
-            outputs = [part.view_as(p) for part, p in zip(parts, self.params, strict=True)]
-            torch.autograd.grad(grads, self.params, grad_outputs=outputs, retain_graph=True)
+            basis[j] = q
+            parts = [v.view_as(p) for v, p in zip(torch.split(q, sizes), self.params, strict=True)]
+            products = torch.autograd.grad(
+                grads, self.params, grad_outputs=parts, retain_graph=True
+            )
+            w = torch.cat([h.reshape(-1) for h in products])
+            alpha.append(float(q @ w))
+            w -= basis[: j + 1].T @ (basis[: j + 1] @ w)
+            beta.append(float(w.norm()))
+            q = w / beta[-1]
+        tridiagonal = torch.diag(torch.tensor(alpha)) + torch.diag(torch.tensor(beta[:-1]), 1)
+        _, rotation = torch.linalg.eigh(tridiagonal + torch.triu(tridiagonal, 1).T)
+        self.vectors = basis.T @ rotation
 
     def run(self):
         import torch
