@@ -132,7 +132,8 @@ def funm(
         the basis, one n-vector per matvec; ``"two-pass"`` keeps ``O(n)`` memory by running
         the recurrence twice, at about twice the matvecs: the choice for a cheap operator
         whose basis would not fit in memory (8 MB per matvec at ``n = 10^6`` in float64).
-        See :func:`hvpseries.krylov.funm_lanczos`.
+        A stored basis that reaches half the free memory switches to two passes. See
+        :func:`hvpseries.krylov.funm_lanczos`.
     reorthogonalize : {"partial", "full", "none"}, optional
         Lanczos only: the reorthogonalisation of the stored basis (default ``"full"`` up to
         ``n = 1000``, ``"partial"`` above, ``"none"`` with ``"two-pass"``). ``"none"`` is the

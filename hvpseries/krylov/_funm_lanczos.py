@@ -15,9 +15,10 @@ from .._core._checks import check_maxiter
 from .._core._result import SolveResult
 from .._core._scalar_function import checked_scalar_function
 from .._solve._problem import Problem, finish, nonfinite_result, pose
-from ._funm_lanczos_driver import _FunmLanczos
+from ._funm_lanczos_driver import BasisOverBudget, _FunmLanczos
 from ._funm_lanczos_driver import f_tridiagonal_e1 as f_tridiagonal_e1  # asv_benchmarks uses it
 from ._lanczos import check_real, check_reorthogonalize
+from ._memory_budget import stored_vectors_that_fit
 
 __all__ = ["funm_lanczos"]
 
@@ -78,6 +79,9 @@ def funm_lanczos(
     memory : {"store", "two-pass"}, default "store"
         ``"store"`` keeps the basis (``m`` vectors); ``"two-pass"`` keeps ``O(n)`` memory by
         running the recurrence twice, for ``T`` and then to form ``Q y`` (twice the matvecs).
+        A stored basis that reaches half the memory free at the start (without a
+        ``callback``, on one process) is given up: the column starts again in two passes,
+        ``info["stored_before_switch"]`` says after how many matvecs.
     callback : callable, optional
         ``callback(xk)`` at each checkpoint with the current ``f(A) b`` (needs "store").
     progress : callable, optional
@@ -201,6 +205,12 @@ def run_funm_lanczos(
             )
             results.append(finish(column, run_funm_lanczos(column, f, **options)))
         return _combined(xp, results, info)
+    # A stored basis that would fill half the free memory is given up for two passes (a
+    # callback needs the basis: then it is kept, as asked). Not for a row-sharded operator,
+    # whose ranks would have to agree on the switch.
+    fits = None
+    if memory == "store" and problem.callback is None and problem.b.shape[0] == n:
+        fits = stored_vectors_that_fit(xp, problem.b)
     solver = _FunmLanczos(
         operator,
         f,
@@ -212,8 +222,28 @@ def run_funm_lanczos(
         problem.callback,
         problem.progress,
         wait_to_maxiter=wait_to_maxiter,
+        most_stored=fits,
     )
-    outcome = solver.solve(problem.b, float(problem.b_norms[0]))
+    try:
+        outcome = solver.solve(problem.b, float(problem.b_norms[0]))
+    except BasisOverBudget as over:
+        if not wait_to_maxiter:
+            maxiter = max(10 * n, 20)  # the default without reorthogonalisation
+        solver = _FunmLanczos(
+            operator,
+            f,
+            problem.rtol,
+            problem.atol,
+            maxiter,
+            "none",
+            "two-pass",
+            None,
+            problem.progress,
+            wait_to_maxiter=wait_to_maxiter,
+        )
+        outcome = solver.solve(problem.b, float(problem.b_norms[0]))
+        outcome.n_matvec += over.n_matvec
+        info.update(memory="two-pass", reorthogonalize="none", stored_before_switch=over.n_matvec)
     info["n_checkpoints"] = outcome.n_checkpoints
     info["n_reorthogonalizations"] = outcome.n_reorthogonalizations
     return SolveResult(

@@ -100,6 +100,14 @@ _CERTIFICATE_MIN_STEPS = 32
 _NOISE_LEVEL = 1000.0
 
 
+class BasisOverBudget(Exception):
+    """The stored basis reached the vectors that memory allows before the column finished."""
+
+    def __init__(self, n_matvec: int) -> None:
+        super().__init__(n_matvec)
+        self.n_matvec = n_matvec
+
+
 class _ColumnOutcome:
     __slots__ = (
         "estimate",
@@ -143,6 +151,7 @@ class _FunmLanczos:
         progress: Callable[[int, float], Any] | None,
         *,
         wait_to_maxiter: bool = False,
+        most_stored: int | None = None,
     ) -> None:
         self.operator = operator
         self.f = f
@@ -151,6 +160,8 @@ class _FunmLanczos:
         self.maxiter = maxiter
         # A maxiter the caller chose is what they will spend on a certificate: no deadline.
         self.wait_to_maxiter = wait_to_maxiter
+        # The most basis vectors memory allows ("store" only): past them, BasisOverBudget.
+        self.most_stored = most_stored
         self.reorthogonalize = reorthogonalize
         self.memory = memory
         self.callback = callback
@@ -309,6 +320,10 @@ class _FunmLanczos:
             if settled_at is not None:
                 rate = None  # the bound, not the differences, decides from here on
             target = min(self._next_checkpoint(m, estimate, rate, tolerance), self.maxiter)
+            if self.most_stored is not None:
+                if m >= self.most_stored:
+                    raise BasisOverBudget(process.n_matvec)
+                target = min(target, self.most_stored)
 
     def _rounding_error(
         self, alpha: np.ndarray, off: np.ndarray, ritz: np.ndarray, below: float

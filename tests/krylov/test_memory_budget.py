@@ -1,0 +1,73 @@
+"""A stored Lanczos basis that would not fit in memory gives way to two passes."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+import hvpseries as hs
+from hvpseries.krylov import _memory_budget
+
+BUDGET = "hvpseries.krylov._funm_lanczos.stored_vectors_that_fit"
+
+
+def indefinite_problem():
+    eigenvalues = np.concatenate([np.linspace(-2.0, -0.1, 100), np.linspace(0.1, 3.0, 900)])
+    b = np.random.default_rng(0).standard_normal(eigenvalues.size)
+    return scipy.sparse.diags(eigenvalues).tocsr(), b, b / (np.abs(eigenvalues) + 0.01)
+
+
+def relative_error(x, exact) -> float:
+    return float(np.linalg.norm(x - exact) / np.linalg.norm(exact))
+
+
+def test_a_basis_over_the_budget_switches_to_two_passes() -> None:
+    # About 300 steps are needed; memory for 40 vectors: the run restarts with two passes.
+    a, b, exact = indefinite_problem()
+    stored = hs.abs_inv(a, b, damping=0.01, rtol=1e-8)
+    assert stored.info["memory"] == "store"
+    with mock.patch(BUDGET, return_value=40):
+        result = hs.abs_inv(a, b, damping=0.01, rtol=1e-8)
+    assert result.status is hs.Status.SUCCESS, result
+    assert relative_error(result.x, exact) <= 1e-8
+    assert result.info["memory"] == "two-pass"
+    assert result.info["reorthogonalize"] == "none"
+    assert result.info["stored_before_switch"] == 40
+    # the 40 products spent before the switch are counted, and two passes cost twice
+    assert result.n_matvec > 40 + 2 * 0.9 * stored.n_matvec
+
+
+def test_a_callback_keeps_the_stored_basis() -> None:
+    # Iterates need the basis: the budget is not applied and the callback sees them.
+    a, b, exact = indefinite_problem()
+    seen = []
+    with mock.patch(BUDGET, return_value=40):
+        result = hs.abs_inv(a, b, damping=0.01, rtol=1e-8, callback=seen.append)
+    assert result.info["memory"] == "store"
+    assert result.status is hs.Status.SUCCESS
+    assert seen and relative_error(result.x, exact) <= 1e-8
+
+
+def test_a_basis_within_the_budget_is_kept() -> None:
+    a, b, _ = indefinite_problem()
+    with mock.patch(BUDGET, return_value=10_000):
+        result = hs.abs_inv(a, b, damping=0.01, rtol=1e-8)
+    assert result.info["memory"] == "store"
+    assert "stored_before_switch" not in result.info
+
+
+@pytest.mark.parametrize(("dtype", "vectors"), [(np.float64, 500), (np.float32, 1000)])
+def test_the_budget_is_half_the_free_memory(dtype, vectors) -> None:
+    xp = hs.aslinearoperator(np.eye(3)).xp
+    with mock.patch.object(_memory_budget, "_free_bytes", return_value=8_000_000):
+        assert _memory_budget.stored_vectors_that_fit(xp, np.zeros(1000, dtype=dtype)) == vectors
+    with mock.patch.object(_memory_budget, "_free_bytes", return_value=None):
+        assert _memory_budget.stored_vectors_that_fit(xp, np.zeros(1000, dtype=dtype)) is None
+
+
+def test_the_host_free_memory_is_read() -> None:
+    free = _memory_budget._host_free_bytes()
+    assert free is None or free > 0
