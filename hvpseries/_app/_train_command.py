@@ -209,12 +209,17 @@ def parse_options(entries: Sequence[str], optimizers: Sequence[str]) -> dict[str
                 f"{', '.join(optimizers)}"
             )
             raise InputError(message)
+        text = text.strip()
         try:
-            value = ast.literal_eval(text.strip())
+            value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            value = text.strip()  # a bare word such as lanczos or wynn
+            # inf and nan as Python spells them for float(), else a bare word (lanczos, wynn)
+            value = float(text) if text.lower().lstrip("+-") in _FLOAT_WORDS else text
         options.setdefault(name, {})[key.strip()] = value
     return options
+
+
+_FLOAT_WORDS = ("inf", "infinity", "nan")
 
 
 def _check_arguments(arguments: argparse.Namespace) -> None:

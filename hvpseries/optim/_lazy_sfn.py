@@ -14,7 +14,7 @@ from .._core._checks import check_positive_int
 from .._core._result import SolveResult, Status
 from .._operators._base import LinearOperator
 from ..krylov._lanczos import run_lanczos
-from ._base import SaddleFreeNewton
+from ._base import SaddleFreeNewton, _check_number
 
 __all__ = ["LazySFN"]
 
@@ -27,12 +27,17 @@ class LazySFN(SaddleFreeNewton):
     subspace's saddle-free Newton model (Dauphin et al. 2014), which holds the extreme
     curvatures of both signs. Every step, refresh or not, applies
 
-    .. math:: u = W (|\Theta| + d)^{-1} W^T g + \frac{(I - W W^T) g}{\sigma + d},
-       \qquad \sigma = \max_i |\theta_i|,
+    .. math:: u = W (|\Theta| + \delta)^{-1} W^T g + \frac{(I - W W^T) g}{\sigma + \delta},
+       \qquad \sigma = \max_i |\theta_i|, \quad \delta = \max(d, c\, \sigma),
 
     to its own fresh gradient ``g``: the Newton step where the curvature is known, and a
-    gradient step of length ``1 / (sigma + d)`` (safe for every curvature up to the largest
-    known) in the rest. A step between refreshes costs one gradient, one loss evaluation
+    gradient step of length ``1 / (sigma + delta)`` (safe for every curvature up to the
+    largest known) in the rest. The damping applied, ``delta``, is the Levenberg-Marquardt
+    damping ``d`` but at least ``c = relative_damping_min`` times the largest curvature, so a
+    model built on one batch never amplifies a direction more than ``1 / c`` times the
+    strongest one: with ``d`` left to decay to ``damping_min``, steps along Ritz values near
+    zero overshot on the next batches (digits: the training loss oscillated between ``3e-4``
+    and ``0.1``). A step between refreshes costs one gradient, one loss evaluation
     and ``O(n rank)`` vector work; the learning rate, momentum, Levenberg-Marquardt damping
     and step rejection are those of :class:`SeriesSFN` and :class:`KrylovSFN` (the lazy
     Hessian idea of Doikov, Chayti and Jaggi, ICML 2023, with the low-rank model in place of
@@ -49,6 +54,9 @@ class LazySFN(SaddleFreeNewton):
         Steps between scheduled refreshes (``1`` refreshes every step: Krylov-subspace SFN).
     damping : float, default 1.0
         Initial damping ``d >= 0``.
+    relative_damping_min : float, default 0.03
+        The floor ``c`` of the applied damping, as a fraction of ``max|theta|`` (``0``: the
+        damping ``d`` alone).
     stale_ratio : float, default 0.0
         Staleness test: a step whose loss change is below ``stale_ratio`` times the model's
         predicted decrease (by default: a loss that rose), or that was rejected or skipped,
@@ -88,6 +96,7 @@ class LazySFN(SaddleFreeNewton):
         rank: int = 20,
         refresh_every: int = 20,
         damping: float = 1.0,
+        relative_damping_min: float = 0.03,
         stale_ratio: float = 0.0,
         adaptive: bool = True,
         lr: float | None = None,
@@ -121,6 +130,9 @@ class LazySFN(SaddleFreeNewton):
         self._rank = rank
         self._refresh_every = refresh_every
         self._stale_ratio = float(stale_ratio)
+        self._relative_damping_min = _check_number(
+            relative_damping_min, "relative_damping_min", low=0.0
+        )
 
     def _initial_state(self, state: dict[str, Any]) -> None:
         state.update(
@@ -159,7 +171,7 @@ class LazySFN(SaddleFreeNewton):
                 return torch.zeros_like(gradient), _result(torch.zeros_like(gradient), 0, 0)
             n_matvec = self._refresh(hessian, gradient, state)
         vectors, values = state["ritz_vectors"], state["ritz_values"]
-        known, rest = _inverse_curvatures(values, damping)
+        known, rest = _inverse_curvatures(values, damping, self._relative_damping_min)
         coefficients = (known - rest) * torch.mv(vectors.T, gradient)
         direction = torch.addmv(gradient * rest, vectors, coefficients)
         state["curvature_age"] += 1
@@ -191,11 +203,14 @@ class LazySFN(SaddleFreeNewton):
         super()._adapt_damping(group, state, reduction_ratio=reduction_ratio)
 
 
-def _inverse_curvatures(values: torch.Tensor, damping: float) -> tuple[torch.Tensor, float]:
-    # 1 / (|theta_i| + d) and 1 / (sigma + d); at d = 0 the pseudo-inverse: curvatures at the
-    # rounding level of the largest count as 0.
+def _inverse_curvatures(
+    values: torch.Tensor, damping: float, relative_floor: float
+) -> tuple[torch.Tensor, float]:
+    # 1 / (|theta_i| + delta) and 1 / (sigma + delta), delta = max(d, c sigma); at delta = 0
+    # the pseudo-inverse: curvatures at the rounding level of the largest count as 0.
     magnitudes = values.abs()
     largest = float(magnitudes.max())
+    damping = max(damping, relative_floor * largest)
     if damping > 0:
         return torch.reciprocal(magnitudes + damping), 1.0 / (largest + damping)
     cutoff = values.numel() * torch.finfo(values.dtype).eps * largest

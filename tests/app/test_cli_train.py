@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -263,6 +264,17 @@ def test_parse_options_literals() -> None:
         "krylov-sfn": {"maxiter": 20, "method": "lanczos"},
         "series-sfn": {"acceleration": None},
     }
+
+
+def test_parse_options_reads_infinities_as_floats() -> None:
+    # lazy-sfn.stale_ratio=-inf (schedule-only refreshes) reached LazySFN as the string '-inf'
+    options = parse_options(
+        ["lazy-sfn.stale_ratio=-inf", "lazy-sfn.damping_max=inf", "lazy-sfn.method=info"],
+        ["lazy-sfn"],
+    )
+    assert options["lazy-sfn"]["stale_ratio"] == -math.inf
+    assert options["lazy-sfn"]["damping_max"] == math.inf
+    assert options["lazy-sfn"]["method"] == "info"
 
 
 # ------------------------------------------------------------------------------ demo

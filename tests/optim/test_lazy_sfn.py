@@ -141,10 +141,27 @@ def test_zero_damping_is_the_pseudo_inverse_of_the_model() -> None:
     # A singular Hessian (a rank-one quadratic): no division by a zero curvature.
     u = torch.tensor([1.0, 2.0, 2.0], dtype=torch.float64) / 3.0
     w = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64, requires_grad=True)
-    optimizer = LazySFN([w], rank=3, damping=0.0, damping_min=0.0, **_fixed())
+    optimizer = LazySFN(
+        [w], rank=3, damping=0.0, damping_min=0.0, relative_damping_min=0.0, **_fixed()
+    )
     optimizer.step(lambda: 0.5 * (u @ w) ** 2)
     assert torch.all(torch.isfinite(w))
     torch.testing.assert_close(u @ w.detach(), torch.tensor(0.0, dtype=torch.float64))
+
+
+def test_the_applied_damping_is_at_least_a_fraction_of_the_largest_curvature() -> None:
+    # d = 0.001 is below c max|theta| = 0.1 * max|lambda| (full rank: the Ritz values are the
+    # eigenvalues), so the step is the saddle-free Newton step damped by the floor.
+    a, b = _indefinite_quadratic()
+    w = torch.linspace(-1.0, 1.0, 6, dtype=torch.float64).requires_grad_()
+    gradient = (a @ w - b).detach()
+    floor = 0.1 * float(torch.linalg.eigvalsh(a).abs().max())
+    expected = _dense_direction(a, gradient, floor)
+    before = w.detach().clone()
+    optimizer = LazySFN([w], rank=6, damping=1e-3, relative_damping_min=0.1, **_fixed())
+    optimizer.step(lambda: 0.5 * w @ a @ w - b @ w)
+    torch.testing.assert_close(before - w.detach(), expected, rtol=1e-10, atol=1e-12)
+    assert optimizer.damping == 1e-3  # the floor is applied, the damping state is d
 
 
 def test_a_stationary_point_takes_a_zero_step() -> None:
@@ -185,6 +202,9 @@ def test_lazy_sfn_escapes_a_saddle_on_a_small_network_with_few_hvps() -> None:
         ({"stale_ratio": "0.5"}, TypeError, "stale_ratio"),
         ({"stale_ratio": math.inf}, ValueError, "stale_ratio"),
         ({"stale_ratio": True}, TypeError, "stale_ratio"),
+        ({"relative_damping_min": -0.1}, ValueError, "relative_damping_min"),
+        ({"relative_damping_min": math.nan}, ValueError, "relative_damping_min"),
+        ({"relative_damping_min": "0.1"}, TypeError, "relative_damping_min"),
     ],
 )
 def test_bad_options_are_refused_with_a_clear_error(options, error, match) -> None:
