@@ -31,7 +31,7 @@ DEMO_SERIES_MAXITER = 1000
 # digits in it, Adam about 500.
 DEMO_SECONDS = 3.0
 DEMO_TIME_POINTS = 20
-DEMO_OPTIMIZERS = ("series-sfn", "krylov-sfn", "adam")
+DEMO_OPTIMIZERS = ("series-sfn", "krylov-sfn", "lazy-sfn", "adam")
 # KrylovSFN capped at 20 HVPs per step, about half of SeriesSFN's 2 (20 - 1) = 38.
 DEMO_OPTIONS = {"krylov-sfn": {"maxiter": 20}}
 
@@ -225,7 +225,8 @@ def _demo_train(arguments: argparse.Namespace, out_dir: Path) -> bool:
         f"training samples), {model}, batch 128, from the same initial weights, for "
         f"{arguments.seconds:g} s of optimizer time each{limit}; full-data losses at "
         f"{DEMO_TIME_POINTS} equally spaced times and after every epoch.\nSeriesSFN: 20 series "
-        "terms (38 HVPs) per step; KrylovSFN: Lanczos capped at 20 HVPs per step; Adam: lr 0.001."
+        "terms (38 HVPs) per step; KrylovSFN: Lanczos capped at 20 HVPs per step; LazySFN: "
+        "20 Ritz pairs rebuilt every 20 steps (20 HVPs), applied to every gradient; Adam: lr 0.001."
     )
     options = {name: DEMO_OPTIONS[name] for name in optimizers if name in DEMO_OPTIONS}
     record = compare_optimizers(
