@@ -179,6 +179,8 @@ def run_funm_lanczos(
     check_real(operator, "funm_lanczos")
     f = checked_scalar_function(f)
     check_maxiter(maxiter)
+    # the caller's choices, as given: columns of a block are run with them too
+    given = {"maxiter": maxiter, "reorthogonalize": reorthogonalize, "memory": memory}
     reorthogonalize = _checked_memory_options(problem, memory, reorthogonalize)
     n = operator.global_shape[0]
     wait_to_maxiter = maxiter is not None
@@ -191,7 +193,6 @@ def run_funm_lanczos(
     if not problem.vector:
         # Column by column, each posed (and scaled) alone: each column of a badly scaled block
         # gets its own scale, and the hooks that column's (unscaled) values.
-        options = {"maxiter": maxiter, "reorthogonalize": reorthogonalize, "memory": memory}
         results: list[SolveResult] = []
         for j in range(problem.b.shape[1]):
             hooks = _block_hooks(xp, problem.b, results, problem.callback, problem.progress)
@@ -203,13 +204,18 @@ def run_funm_lanczos(
                 atol=problem.atol,
                 **hooks,
             )
-            results.append(finish(column, run_funm_lanczos(column, f, **options)))
+            results.append(finish(column, run_funm_lanczos(column, f, **given)))
         return _combined(xp, results, info)
-    # A stored basis that would fill half the free memory is given up for two passes (a
-    # callback needs the basis: then it is kept, as asked). Not for a row-sharded operator,
-    # whose ranks would have to agree on the switch.
+    # A stored basis that would fill half the free memory is given up for two passes: not
+    # where a callback needs the basis, the caller chose the reorthogonalisation, or the
+    # operator is row-sharded (its ranks would have to agree on the switch).
     fits = None
-    if memory == "store" and problem.callback is None and problem.b.shape[0] == n:
+    if (
+        memory == "store"
+        and problem.callback is None
+        and given["reorthogonalize"] is None
+        and problem.b.shape[0] == n
+    ):
         fits = stored_vectors_that_fit(xp, problem.b)
     solver = _FunmLanczos(
         operator,
@@ -224,12 +230,22 @@ def run_funm_lanczos(
         wait_to_maxiter=wait_to_maxiter,
         most_stored=fits,
     )
+    stored_steps = None
     try:
         outcome = solver.solve(problem.b, float(problem.b_norms[0]))
     except BasisOverBudget as over:
+        stored_steps = over.n_matvec  # leaving the handler frees the stored basis
+    if stored_steps is not None:
+        del solver
         if not wait_to_maxiter:
             maxiter = max(10 * n, 20)  # the default without reorthogonalisation
-        solver = _FunmLanczos(
+        progress = problem.progress
+        if progress is not None:
+
+            def progress(k: int, estimate: float, report=problem.progress) -> Any:
+                return report(stored_steps + k, estimate)  # the matvecs of both attempts
+
+        two_pass = _FunmLanczos(
             operator,
             f,
             problem.rtol,
@@ -238,12 +254,12 @@ def run_funm_lanczos(
             "none",
             "two-pass",
             None,
-            problem.progress,
+            progress,
             wait_to_maxiter=wait_to_maxiter,
         )
-        outcome = solver.solve(problem.b, float(problem.b_norms[0]))
-        outcome.n_matvec += over.n_matvec
-        info.update(memory="two-pass", reorthogonalize="none", stored_before_switch=over.n_matvec)
+        outcome = two_pass.solve(problem.b, float(problem.b_norms[0]))
+        outcome.n_matvec += stored_steps
+        info.update(memory="two-pass", reorthogonalize="none", stored_before_switch=stored_steps)
     info["n_checkpoints"] = outcome.n_checkpoints
     info["n_reorthogonalizations"] = outcome.n_reorthogonalizations
     return SolveResult(
@@ -314,6 +330,11 @@ def _combined(xp: Any, results: list[SolveResult], info: dict[str, Any]) -> Solv
     info["n_reorthogonalizations"] = sum(r.info["n_reorthogonalizations"] for r in results)
     if any("rhs_scale" in r.info for r in results):
         info["rhs_scale"] = [r.info.get("rhs_scale", 1.0) for r in results]
+    if any("stored_before_switch" in r.info for r in results):
+        # some columns went on in two passes: say so, column by column
+        for key in ("memory", "reorthogonalize"):
+            info[key] = [r.info[key] for r in results]
+        info["stored_before_switch"] = [r.info.get("stored_before_switch", 0) for r in results]
     return SolveResult(
         x=xp.stack([r.x for r in results], axis=1),
         status=next((s for s in statuses if not s.converged), statuses[0]),

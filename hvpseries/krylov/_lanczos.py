@@ -255,12 +255,20 @@ class _Basis:
     def append(self, q: Any) -> None:
         """Add the basis vector ``q``; a full block is moved to the stored blocks."""
         xp = self.xp
-        if self.buffer is None:
-            self.buffer = xp.zeros((_FIRST_CAPACITY, *q.shape), dtype=q.dtype, device=device(q))
-        elif self.count == self.buffer.shape[0]:
-            grown = min(2 * self.count, _CHUNK)
-            self.buffer = xp.concat([self.buffer, xp.zeros_like(self.buffer)], axis=0)[:grown, ...]
-        self.buffer[self.count, ...] = q
+        if getattr(q, "requires_grad", False):
+            # autograd may have saved the rows for a backward pass: a new tensor, never in place
+            row = q[None, ...]
+            used = None if self.buffer is None else self.buffer[: self.count, ...]
+            self.buffer = row if used is None else xp.concat([used, row], axis=0)
+        else:
+            if self.buffer is None:
+                shape = (_FIRST_CAPACITY, *q.shape)
+                self.buffer = xp.zeros(shape, dtype=q.dtype, device=device(q))
+            elif self.count == self.buffer.shape[0]:
+                grown = min(2 * self.count, _CHUNK)
+                doubled = xp.concat([self.buffer, xp.zeros_like(self.buffer)], axis=0)
+                self.buffer = doubled[:grown, ...]
+            self.buffer[self.count, ...] = q
         self.count += 1
         if self.count == _CHUNK:
             self.blocks.append(self.buffer)

@@ -184,6 +184,10 @@ def test_a_maxiter_you_give_is_spent_on_the_certificate() -> None:
     capped = hs.abs_inv(a, b, damping=0.0, rtol=1e-8, maxiter=80)
     assert capped.status is hs.Status.UNVERIFIED
     assert capped.n_matvec == 80
+    # each column of a block keeps the default deadline (it once got the filled-in maxiter)
+    block = hs.abs_inv(a, np.stack([b, b], axis=1), damping=0.0, rtol=1e-8)
+    assert block.status is hs.Status.UNVERIFIED
+    assert block.n_matvec == 2 * default.n_matvec
 
 
 def test_psd_tag_removes_the_negative_half_line() -> None:

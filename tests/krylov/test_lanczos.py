@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,21 @@ def test_repr_and_counting() -> None:
     result = krylov.lanczos(A, np.ones(10), 4)
     assert A.n_matvec == result.n_matvec == 4
     assert "num_steps=4" in repr(result)
+
+
+def test_lanczos_differentiates_through_the_basis() -> None:
+    # The basis buffer is filled in place only where autograd does not watch the vectors.
+    torch = pytest.importorskip("torch")
+    operator = hs.aslinearoperator(torch.diag(torch.linspace(-1.0, 2.0, 60, dtype=torch.float64)))
+    b = torch.ones(60, dtype=torch.float64, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # float() of a tensor that requires grad
+        krylov.lanczos(operator, b, 20).basis.sum().backward()
+    assert b.grad is not None and bool(torch.all(torch.isfinite(b.grad)))
+
+
+def test_array_api_strict_overflow_in_a_norm_is_silent() -> None:
+    xps = pytest.importorskip("array_api_strict")
+    operator = hs.aslinearoperator(xps.asarray(np.diag(np.linspace(1.0, 2.0, 50)) * 1e160))
+    decomposition = krylov.lanczos(operator, xps.asarray(np.ones(50)), 10)
+    assert decomposition.num_steps == 10

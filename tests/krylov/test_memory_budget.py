@@ -71,3 +71,59 @@ def test_the_budget_is_half_the_free_memory(dtype, vectors) -> None:
 def test_the_host_free_memory_is_read() -> None:
     free = _memory_budget._host_free_bytes()
     assert free is None or free > 0
+
+
+def test_block_columns_switch_each_and_say_so() -> None:
+    a, b, exact = indefinite_problem()
+    block = np.stack([b, 2.0 * b], axis=1)
+    with mock.patch(BUDGET, return_value=40):
+        result = hs.abs_inv(a, block, damping=0.01, rtol=1e-8)
+    assert result.status is hs.Status.SUCCESS
+    assert result.info["memory"] == ["two-pass", "two-pass"]
+    assert result.info["stored_before_switch"] == [40, 40]
+    assert relative_error(result.x[:, 1], 2.0 * exact) <= 1e-8
+
+
+def test_progress_counts_both_attempts_and_the_basis_is_freed() -> None:
+    # After the switch no stored basis may stay alive (at n = 1e6 it held 12 GB through the
+    # whole second attempt), and progress goes on counting from the first attempt's matvecs.
+    import gc
+
+    from hvpseries.krylov._lanczos import _Basis
+
+    a, b, _ = indefinite_problem()
+    reports, alive = [], []
+
+    def progress(n_matvec, estimate):
+        reports.append(n_matvec)
+        if n_matvec > 40:
+            alive.append(sum(type(o) is _Basis and len(o) > 0 for o in gc.get_objects()))
+
+    with mock.patch(BUDGET, return_value=40):
+        result = hs.abs_inv(a, b, damping=0.01, rtol=1e-8, progress=progress)
+    assert result.info["memory"] == "two-pass"
+    assert reports == sorted(reports) and reports[-1] <= result.n_matvec
+    assert alive and max(alive) == 0
+
+
+def test_a_reorthogonalization_you_choose_is_kept() -> None:
+    a, b, _ = indefinite_problem()
+    with mock.patch(BUDGET, return_value=40):
+        result = hs.abs_inv(a, b, damping=0.01, rtol=1e-8, reorthogonalize="full")
+    assert result.info["memory"] == "store" and result.info["reorthogonalize"] == "full"
+
+
+def test_no_budget_while_torch_distributed_is_initialised() -> None:
+    # The ranks of a data-parallel operator would have to agree on the switch.
+    torch = pytest.importorskip("torch")
+    xp = hs.aslinearoperator(torch.eye(3)).xp
+    with mock.patch.object(_memory_budget, "_distributed_torch", return_value=True):
+        assert _memory_budget.stored_vectors_that_fit(xp, torch.zeros(10)) is None
+
+
+def test_a_container_limit_caps_the_host_memory() -> None:
+    with (
+        mock.patch.object(_memory_budget, "_meminfo_available", return_value=10**10),
+        mock.patch.object(_memory_budget, "_cgroup_free", return_value=10**9),
+    ):
+        assert _memory_budget._host_free_bytes() == 10**9
