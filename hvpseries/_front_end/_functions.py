@@ -115,7 +115,10 @@ def funm(
     rtol, atol : float, default 1e-6 and 0
         Requested accuracy: ``||x - f(A) b|| <= max(rtol ||f(A) b||, atol)`` (estimated).
     maxiter : int, optional
-        Iteration limit passed to the method.
+        Iteration limit passed to the method. For ``"lanczos"`` a given ``maxiter`` also
+        replaces the default deadline after which an iterate that has settled but whose
+        bound on hidden eigenvalues is not met ends ``UNVERIFIED``: it goes on until it is
+        certified or reaches ``maxiter``.
     callback : callable, optional
         ``callback(xk)`` with the current approximation (shape of ``b``), as in SciPy, for
         every method: after each iteration (``"chebyshev"``, ``"series"``, ``"rational"``,
@@ -132,7 +135,8 @@ def funm(
         the basis, one n-vector per matvec; ``"two-pass"`` keeps ``O(n)`` memory by running
         the recurrence twice, at about twice the matvecs: the choice for a cheap operator
         whose basis would not fit in memory (8 MB per matvec at ``n = 10^6`` in float64).
-        A stored basis that reaches half the free memory switches to two passes. See
+        A stored basis that reaches half the free memory switches to two passes (not with
+        a ``callback``, an explicit ``reorthogonalize`` or a distributed operator). See
         :func:`hvpseries.krylov.funm_lanczos`.
     reorthogonalize : {"partial", "full", "none"}, optional
         Lanczos only: the reorthogonalisation of the stored basis (default ``"full"`` up to

@@ -79,9 +79,11 @@ def funm_lanczos(
     memory : {"store", "two-pass"}, default "store"
         ``"store"`` keeps the basis (``m`` vectors); ``"two-pass"`` keeps ``O(n)`` memory by
         running the recurrence twice, for ``T`` and then to form ``Q y`` (twice the matvecs).
-        A stored basis that reaches half the memory free at the start (without a
-        ``callback``, on one process) is given up: the column starts again in two passes,
-        ``info["stored_before_switch"]`` says after how many matvecs.
+        A stored basis that reaches half the memory free at the start is given up: the
+        column starts again in two passes (``maxiter`` then bounds each attempt) and
+        ``info["stored_before_switch"]`` says after how many matvecs. Not with a
+        ``callback``, an explicit ``reorthogonalize``, a row-sharded operator or an
+        initialised ``torch.distributed`` (the ranks would have to agree on the switch).
     callback : callable, optional
         ``callback(xk)`` at each checkpoint with the current ``f(A) b`` (needs "store").
     progress : callable, optional
@@ -95,11 +97,13 @@ def funm_lanczos(
     SolveResult
         ``x`` approximates ``f(A) b``; ``error_estimate`` is the estimated absolute error
         (per column as a NumPy array for a block); ``info`` holds ``method``,
-        ``reorthogonalize``, ``memory``, ``n_checkpoints`` and ``n_reorthogonalizations``.
-        ``status``: ``SUCCESS`` (the estimate meets the tolerance), ``STAGNATED`` (the
-        iterates stopped changing at the rounding level above it), ``UNVERIFIED`` (they agree,
-        but the bound on unresolved spectrum does not meet it within twice the steps, at least
-        32 more), ``MAX_ITERATIONS``, or ``NONFINITE`` (in ``b``, a product, or ``f(theta)``).
+        ``reorthogonalize``, ``memory`` (those actually used, per column for a block),
+        ``n_checkpoints``, ``n_reorthogonalizations`` and, after a switch to two passes,
+        ``stored_before_switch``. ``status``: ``SUCCESS`` (the estimate meets the tolerance),
+        ``STAGNATED`` (the iterates stopped changing at the rounding level above it),
+        ``UNVERIFIED`` (they agree, but the bound on unresolved spectrum does not meet it by
+        the default deadline under ``maxiter`` above), ``MAX_ITERATIONS``, or ``NONFINITE``
+        (in ``b``, a product, or ``f(theta)``).
 
     Raises
     ------
@@ -208,7 +212,8 @@ def run_funm_lanczos(
         return _combined(xp, results, info)
     # A stored basis that would fill half the free memory is given up for two passes: not
     # where a callback needs the basis, the caller chose the reorthogonalisation, or the
-    # operator is row-sharded (its ranks would have to agree on the switch).
+    # operator is row-sharded (its ranks would have to agree on the switch; an initialised
+    # torch.distributed is ruled out in stored_vectors_that_fit).
     fits = None
     if (
         memory == "store"
