@@ -122,6 +122,24 @@ def is_complex_dtype(xp: ModuleType, dtype: Any) -> bool:
     return bool(xp.isdtype(dtype, "complex floating"))
 
 
+def cast_without_loss(xp: ModuleType, x: Any, dtype: Any, what: str) -> Any:
+    """Return ``x`` in the operator's ``dtype``; raise ``TypeError`` if that would lose precision.
+
+    ``what`` names ``x`` in the message (for example ``"b"``): a float64 ``b`` is not rounded
+    to a float32 operator behind the caller's back.
+    """
+    if x.dtype == dtype:
+        return x
+    if xp.result_type(x.dtype, dtype) != dtype:
+        message = (
+            f"{what} has dtype {dtype_name(x.dtype)} but the operator computes in "
+            f"{dtype_name(dtype)}; cast {what} to {dtype_name(dtype)} or build the operator in "
+            f"{dtype_name(x.dtype)} (no silent loss of precision)"
+        )
+        raise TypeError(message)
+    return xp.astype(x, dtype)
+
+
 def check_floating_dtype(xp: ModuleType, dtype: Any, what: str) -> None:
     """Raise ``TypeError`` unless ``dtype`` is a real or complex floating dtype.
 

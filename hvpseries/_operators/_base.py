@@ -11,6 +11,7 @@ from typing import Any
 from .._core._array_api import (
     array_namespace,
     backend_name,
+    cast_without_loss,
     check_floating_dtype,
     device,
     dtype_name,
@@ -364,16 +365,9 @@ class LinearOperator:
         return x
 
     def _converted_dtype(self, x: Any, method: str) -> Any:
-        xp = self._xp
-        check_floating_dtype(xp, x.dtype, f"the input to {method}")
-        if xp.result_type(x.dtype, self._dtype) != self._dtype:
-            message = (
-                f"{method} got {dtype_name(x.dtype)} input, but the operator computes in "
-                f"{dtype_name(self._dtype)}; cast the input to {dtype_name(self._dtype)} or "
-                f"build the operator in {dtype_name(x.dtype)} (no silent loss of precision)"
-            )
-            raise TypeError(message)
-        return xp.astype(x, self._dtype)
+        what = f"the input to {method}"
+        check_floating_dtype(self._xp, x.dtype, what)
+        return cast_without_loss(self._xp, x, self._dtype, what)
 
     # ------------------------------------------------------------------ algebra
     def __matmul__(self, other: Any) -> Any:

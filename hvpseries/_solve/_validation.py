@@ -7,6 +7,7 @@ from typing import Any
 from .._core._array_api import (
     array_namespace,
     backend_name,
+    cast_without_loss,
     check_floating_dtype,
     device,
     dtype_name,
@@ -65,16 +66,7 @@ def prepare_system(A: Any, b: Any, *, square: bool = True) -> tuple[LinearOperat
             f"got {tuple(b.shape)}"
         )
         raise ValueError(message)
-    if b.dtype == operator.dtype:
-        return operator, b
-    if xp.result_type(b.dtype, operator.dtype) != operator.dtype:
-        message = (
-            f"b has dtype {dtype_name(b.dtype)} but the operator computes in "
-            f"{dtype_name(operator.dtype)}; cast b to {dtype_name(operator.dtype)} or build the "
-            f"operator in {dtype_name(b.dtype)}"
-        )
-        raise TypeError(message)
-    return operator, xp.astype(b, operator.dtype)
+    return operator, cast_without_loss(xp, b, operator.dtype, "b")
 
 
 # float16 and bfloat16 (eps 1e-3, 8e-3): no tolerance below their rounding is reachable, and the

@@ -2,8 +2,8 @@
 
 Spec section 6 (Oldewage et al., TMLR 2024): a direction ``u ~ (|H| + d I)^-1 g``, an adaptive
 learning rate and momentum chosen by minimising the quadratic model along ``u`` and the previous
-update (as in K-FAC), and Levenberg-Marquardt adaptation of the damping ``d``. Subclasses only
-say how ``u`` is computed.
+update (as in K-FAC; the model is in ``_quadratic_model``), and Levenberg-Marquardt adaptation
+of the damping ``d``. Subclasses only say how ``u`` is computed.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .._operators._base import LinearOperator
 from .._operators._counting import CountingOperator
 from ..nn._params import flatten, unflatten
 from ._closure_hessian import evaluate_closure, gradient_of_closure, hessian_of_closure
+from ._quadratic_model import combination, rates
 
 __all__ = ["LocalClosureWarning", "SaddleFreeNewton"]
 
@@ -89,33 +90,9 @@ def _check_number(value: Any, name: str, *, low: float, low_inclusive: bool = Tr
 _INEXACT = (Status.MAX_ITERATIONS, Status.STAGNATED, Status.UNVERIFIED)
 
 
-def _model_minimiser(ug: float, cross: float, q: float, gd: float) -> tuple[float, float]:
-    """Minimise the quadratic model over ``alpha u + mu delta`` (``delta`` the previous update).
-
-    Solves ``[[u.Cu, u.C delta], [u.C delta, delta.C delta]] [alpha, mu] = [u.g, delta.g]``
-    with the Gram entries approximated by ``ug``, ``cross`` and ``q``. The true Gram matrix (in
-    the metric ``C = |H| + dI``) is positive definite; when the approximation is not, the
-    model has no minimiser and the step falls back to the minimiser along ``u`` alone:
-    ``alpha = 1``, ``mu = 0``.
-    """
-    determinant = ug * q - cross * cross
-    finite = all(math.isfinite(value) for value in (ug, cross, q, gd, determinant))
-    if not finite or ug <= 0 or q <= 0 or determinant <= 1e-12 * ug * q:
-        return 1.0, 0.0
-    return (ug * q - cross * gd) / determinant, (ug * gd - cross * ug) / determinant
-
-
 def _all_finite(vector: torch.Tensor) -> bool:
     # max |v| is NaN or infinite exactly when an entry is (one reduction, no boolean mask).
     return math.isfinite(float(vector.abs().max()))
-
-
-def _combination(
-    vector: torch.Tensor, alpha: float, previous: torch.Tensor, mu: float
-) -> torch.Tensor:
-    """Return ``alpha vector + mu previous``, skipping the exact no-ops of ``1`` and ``0``."""
-    scaled = vector if alpha == 1.0 else vector * alpha
-    return scaled if mu == 0.0 else scaled + previous * mu
 
 
 class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
@@ -401,8 +378,8 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
             self._skip(state, group, f"the direction solve failed ({result.status.name})")
             return loss
         state["n_inexact"] += int(result.status in _INEXACT)
-        alpha, mu, predicted = self._rates(group, state, direction, gradient)
-        update = _combination(direction, alpha, state["previous_update"], mu)
+        alpha, mu, predicted = rates(group, state, direction, gradient)
+        update = combination(direction, alpha, state["previous_update"], mu)
         self._move(params, update, -1.0)
         new_loss = self._loss_after_step(closure)
         state["n_loss"] += 1
@@ -419,7 +396,7 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
                 )
                 warnings.warn(message, RuntimeWarning, stacklevel=_caller_stacklevel())
             return loss
-        state["curvature_times_update"] = _combination(
+        state["curvature_times_update"] = combination(
             gradient, alpha, state["curvature_times_update"], mu
         )
         state["previous_update"] = update
@@ -559,35 +536,6 @@ class SaddleFreeNewton(torch.optim.Optimizer, metaclass=abc.ABCMeta):
 
         optimizer._curvature_factory = factory
         return optimizer
-
-    def _rates(
-        self,
-        group: dict[str, Any],
-        state: dict[str, Any],
-        direction: torch.Tensor,
-        gradient: torch.Tensor,
-    ) -> tuple[float, float, float]:
-        """Return ``alpha``, ``mu`` and the quadratic model's predicted loss change."""
-        previous, curvature = state["previous_update"], state["curvature_times_update"]
-        ug = float(torch.dot(direction, gradient))
-        gd = float(torch.dot(gradient, previous))
-        # Spec section 6: u.C.delta ~ g.delta (as C u ~ g) and delta.C.delta ~ delta.buf, buf the
-        # running estimate of C delta (q = 1 before any step). The spec's listing multiplies q by
-        # alpha_prev, one of the original code's flaws: buf already tracks C delta exactly on a
-        # quadratic (buf <- mu buf + alpha g as delta <- alpha u + mu delta).
-        cross = gd
-        q = float(torch.dot(previous, curvature))
-        q = 1.0 if q == 0 else q
-        if not group["adaptive"]:
-            alpha, mu = group["lr"], group["momentum"]
-        elif state["n_step"] == 0:  # no previous update yet: alpha = 1, mu = 0
-            alpha, mu = 1.0, 0.0
-        else:
-            alpha, mu = _model_minimiser(ug, cross, q, gd)
-        predicted = (
-            0.5 * (alpha**2 * ug + 2 * alpha * mu * cross + mu**2 * q) - alpha * ug - mu * gd
-        )
-        return alpha, mu, predicted
 
     @staticmethod
     def _move(params: list[torch.Tensor], update: torch.Tensor, sign: float) -> None:

@@ -124,11 +124,12 @@ class SeriesSFN(SaddleFreeNewton):
                 f"num_terms >= 2 * order + 1 = {2 * order + 1}"
             )
             raise ValueError(message)
-        if isinstance(scale, str):
-            if scale not in (_RUNNING_MAX, "auto"):
-                message = f"scale must be {_RUNNING_MAX!r}, 'auto' or a float > 0, got {scale!r}"
-                raise ValueError(message)
-        elif isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0:
+        valid_scale = (
+            scale in (_RUNNING_MAX, "auto")
+            if isinstance(scale, str)
+            else not isinstance(scale, bool) and isinstance(scale, numbers.Real) and scale > 0
+        )
+        if not valid_scale:
             message = f"scale must be {_RUNNING_MAX!r}, 'auto' or a float > 0, got {scale!r}"
             raise ValueError(message)
         super().__init__(
