@@ -1,4 +1,20 @@
-"""``abs_inv``: the square-root/inverse series for ``(|A| + d I)^-1 b``, ``(A^2 + d I)^-1/2 b``."""
+"""``abs_inv``: the square-root/inverse series for ``(|A| + d I)^-1 b``, ``(A^2 + d I)^-1/2 b``.
+
+What :func:`abs_inv`'s docstring leaves to this note and to the user guide's page on the
+series (which derives it):
+
+- ``scale="auto"``: 20 Lanczos steps on ``A`` (:func:`hvpseries.spectral_bounds`) give the top
+  Ritz value ``theta`` and an outer bound ``U >= max |lambda|``;
+  ``V = max(theta^2 + s, 1.001 (U^2 + s) / 2)`` is tight (fewer terms than ``V = U^2``) and
+  keeps the convergence condition whenever ``U`` is a true bound.
+- Cost: with ``V ~ lambda_max^2`` the series needs about ``kappa(A)^2 log(1/eps)`` terms, where
+  Krylov methods (:func:`hvpseries.abs_inv`) need ``kappa(A) log(1/eps)`` matvecs.
+- With ``d > 0`` a zero eigenvalue of ``A`` converges only like ``N^-1/2`` in the damped
+  variant: ``acceleration="tail"`` or ``"wynn-sablonniere"`` help, ``"quasi-damped"`` avoids it.
+- ``paper=True``: ``V = max(V_prev, ||A^2 b|| / ||b||)`` with ``V_prev`` the ``scale`` passed,
+  and the order-1 Wynn value returned even where its estimate is higher than the plain sum's
+  (else it is returned only where its estimate is lower).
+"""
 
 from __future__ import annotations
 
@@ -73,19 +89,16 @@ def abs_inv(
         Stop when, for every column, the error estimate is ``<= max(rtol * ||x||, atol)``.
         When neither ``num_terms`` nor ``rtol`` is given, ``rtol=1e-6``.
     scale : float or {"auto", "lower_bound"}, default "auto"
-        ``V`` in ``Z = I - (A^2 + s I) / V``. ``"auto"``: 20 Lanczos steps on ``A`` (in
-        ``n_matvec``) give the top Ritz value ``theta`` and an outer bound ``U``;
-        ``V = max(theta^2 + s, 1.001 (U^2 + s) / 2)``, tight, safe when ``U`` is a true bound.
-        ``"lower_bound"``: ``V = ||A^2 b|| / ||b|| (+ s)``, free but *unsafe* (the series can
-        diverge: detected). A float: ``V`` (with ``paper=True``: ``V_prev``).
+        ``V`` in ``Z = I - (A^2 + s I) / V``. ``"auto"``: tight and safe, from 20 Lanczos steps
+        on ``A`` (in ``n_matvec``). ``"lower_bound"``: ``V = ||A^2 b|| / ||b|| (+ s)``, free but
+        *unsafe* (the series can diverge: detected). A float: ``V`` (``paper=True``: ``V_prev``).
     callback, throw
         ``callback(xk)`` after each term, with the plain partial sum; ``throw=True`` raises
         :class:`hvpseries.ConvergenceError` instead of returning an unconverged result.
     paper : bool, default False
-        The published rule: damped, ``num_terms=20`` unless given, order-1 Wynn always
-        returned, ``V = max(V_prev, ||A^2 b|| / ||b||)``, ``V_prev = scale`` (100 for ``"auto"``,
-        0 for ``"lower_bound"``; pass ``info["scale"]`` on), no ``rtol``/``atol``. Else: a
-        tolerance stop, the safe scale, the accelerated value only where its estimate is lower.
+        The published rule (the user guide's series page): damped, ``num_terms=20`` unless
+        given, no ``rtol``/``atol``, order-1 Wynn always returned, ``scale`` taken as ``V_prev``
+        (100 for ``"auto"``, 0 for ``"lower_bound"``; pass ``info["scale"]`` on).
 
     Returns
     -------
@@ -99,9 +112,8 @@ def abs_inv(
         - ``variant``, ``damping``, ``paper``, ``acceleration``, ``order`` (None without
           acceleration); ``coefficients`` (``"inv_sqrt"``, or ``"damped"`` and ``delta``);
         - ``returned`` (``"accelerated"`` or ``"plain"``; a list for a block, None for a
-          non-finite ``b``), ``plain_error_estimate`` (of the plain sum) and ``ratio`` (the
-          contraction per term; per column for a block; no ``ratio`` for a zero ``b``, neither
-          for a non-finite one);
+          non-finite ``b``), ``plain_error_estimate`` (of the plain sum; not for a non-finite
+          ``b``), ``ratio`` (the contraction per term, per column; not for a zero ``b`` either);
         - ``advice`` (what to do, None when converged); ``rhs_scale`` (only for a rescaled ``b``).
 
     Raises
@@ -122,10 +134,9 @@ def abs_inv(
     ``delta = d / sqrt(V)``, ``c_n`` the stable coefficients of ``1 / (sqrt(1 - x) + delta)``
     (:func:`coefficients`). It converges iff the eigenvalues ``1 - (lambda_i^2 + s) / V`` of
     ``Z`` lie in ``[-1, 1)`` (``[-1, 1]`` damped with ``d > 0``): ``V >= (lambda_max^2 + s) / 2``.
-    With ``V ~ lambda_max^2`` that is ``kappa(A)^2 log(1/eps)`` terms, Krylov methods
-    (:func:`hvpseries.abs_inv`) need ``kappa(A) log(1/eps)`` matvecs. Stopping, estimates (not
-    bounds): :class:`SeriesOptions`. With ``d > 0`` a zero eigenvalue converges like ``N^-1/2``:
-    ``acceleration="tail"`` or ``"wynn-sablonniere"`` help, ``"quasi-damped"`` avoids it.
+    Cost (about ``kappa(A)^2 log(1/eps)`` terms), the ``"auto"`` scale and the slow ``N^-1/2``
+    convergence on a zero eigenvalue with ``d > 0`` (``"quasi-damped"`` avoids it): the user
+    guide's series page; stopping, estimates (not bounds): :class:`SeriesOptions`.
 
     References
     ----------

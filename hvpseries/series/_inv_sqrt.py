@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from .._core._result import SolveResult
-from .._solve._problem import Problem, finish
-from ._engine import pose_series
-from ._linear import run_linear_series
-from ._options import SeriesOptions, check_damping, resolve_options
+from ._linear import run_linear_series, solve_linear_series
+from ._options import SeriesOptions, resolve_options
 
 __all__ = ["inv_sqrt", "run_inv_sqrt", "run_sqrt", "sqrt"]
 
@@ -82,28 +81,14 @@ def inv_sqrt(
     >>> import numpy as np
     >>> from hvpseries import series
     >>> A = np.diag([1.0, 4.0, 9.0])
-    >>> np.round(series.inv_sqrt(A, np.ones(3), rtol=1e-10).x, 8)
-    array([1.        , 0.5       , 0.33333333])
+    >>> np.round(series.inv_sqrt(A, np.eye(3)[:, :2], rtol=1e-10).x, 8)  # two columns at once
+    array([[1. , 0. ],
+           [0. , 0.5],
+           [0. , 0. ]])
     """
     options = resolve_options(options, num_terms, maxiter, scale, acceleration, order)
-    d = check_damping(damping)
-    problem = pose_series(A, b, method="series.inv_sqrt", rtol=rtol, atol=atol, callback=callback)
-    return finish(problem, run_inv_sqrt(problem, options, damping=d), throw=throw)
-
-
-def run_inv_sqrt(problem: Problem, options: SeriesOptions, *, damping: float = 0.0) -> SolveResult:
-    """Run the series of :func:`inv_sqrt` on a posed problem; the result is the raw one.
-
-    ``damping`` is validated (:func:`~hvpseries.series._options.check_damping`). Finish the
-    result with :func:`hvpseries._solve._problem.finish`.
-
-    Raises
-    ------
-    ValueError
-        If the operator is tagged ``psd=False``.
-    """
-    return run_linear_series(
-        problem, options, kind="inv_sqrt", damping=damping, name="series.inv_sqrt"
+    return solve_linear_series(
+        "inv_sqrt", A, b, damping, options, rtol=rtol, atol=atol, callback=callback, throw=throw
     )
 
 
@@ -149,19 +134,19 @@ def sqrt(
     --------
     >>> import numpy as np
     >>> from hvpseries import series
-    >>> A = np.diag([1.0, 4.0, 9.0])
-    >>> np.round(series.sqrt(A, np.ones(3), rtol=1e-10).x, 8)
+    >>> A = np.diag([0.0, 3.0, 8.0])  # semi-definite; with damping=1, A + I = diag(1, 4, 9)
+    >>> np.round(series.sqrt(A, np.ones(3), damping=1.0, rtol=1e-10).x, 8)
     array([1., 2., 3.])
     """
     options = resolve_options(options, num_terms, maxiter, scale, acceleration, order)
-    d = check_damping(damping)
-    problem = pose_series(A, b, method="series.sqrt", rtol=rtol, atol=atol, callback=callback)
-    return finish(problem, run_sqrt(problem, options, damping=d), throw=throw)
+    return solve_linear_series(
+        "sqrt", A, b, damping, options, rtol=rtol, atol=atol, callback=callback, throw=throw
+    )
 
 
-def run_sqrt(problem: Problem, options: SeriesOptions, *, damping: float = 0.0) -> SolveResult:
-    """Run the series of :func:`sqrt` on a posed problem; the result is the raw one.
-
-    As :func:`run_inv_sqrt`.
-    """
-    return run_linear_series(problem, options, kind="sqrt", damping=damping, name="series.sqrt")
+#: ``run_inv_sqrt(problem, options, *, damping=0.0)``, ``run_sqrt(...)``: the series of
+#: :func:`inv_sqrt` and :func:`sqrt` on a posed problem, ``damping`` validated; the raw result
+#: (for :func:`hvpseries._solve._problem.finish`), as the front end's ``method="series"`` runs
+#: them. ``ValueError`` for an operator tagged ``psd=False`` (:func:`run_linear_series`).
+run_inv_sqrt = functools.partial(run_linear_series, kind="inv_sqrt")
+run_sqrt = functools.partial(run_linear_series, kind="sqrt")

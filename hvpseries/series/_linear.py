@@ -2,7 +2,9 @@
 
 :func:`~hvpseries.series.inv_sqrt`, :func:`~hvpseries.series.sqrt` and
 :func:`~hvpseries.series.neumann` differ only in the coefficients ``c_n`` and the power ``p``
-of the prefactor ``V^p``: each poses its problem and runs :func:`run_linear_series` on it.
+of the prefactor ``V^p`` (their ``kind``): each resolves its :class:`SeriesOptions` and hands
+its call to :func:`solve_linear_series`, which poses the problem, runs
+:func:`run_linear_series` on it and finishes the result.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import numpy as np
 
 from .._core._result import SolveResult, Status
 from .._operators._base import LinearOperator
-from .._solve._problem import Problem
+from .._solve._problem import Problem, finish
 from ._coefficients import CoefficientStream
-from ._engine import SeriesSetup, run
-from ._options import SeriesOptions
+from ._engine import SeriesSetup, pose_series, run
+from ._options import SeriesOptions, check_damping
 from ._scale import ScaleChoice, choose_scale
 
-__all__ = ["run_linear_series"]
+__all__ = ["run_linear_series", "solve_linear_series"]
 
 # kind -> power p of the prefactor V^p: f(A) b = V^p sum_n c_n Z^n b
 _PREFACTOR_POWER = {"inv_sqrt": -0.5, "sqrt": 0.5, "neumann": -1.0}
@@ -35,21 +37,46 @@ def linear_apply(operator: LinearOperator) -> Callable[[Any], Any]:
     return apply
 
 
+def solve_linear_series(
+    kind: str,
+    A: Any,
+    b: Any,
+    damping: Any,
+    options: SeriesOptions,
+    *,
+    rtol: float | None,
+    atol: float,
+    callback: Callable[[Any], Any] | None,
+    throw: bool,
+) -> SolveResult:
+    """Answer the public call ``series.<kind>(A, b, ...)`` whose ``options`` are resolved.
+
+    Checks ``damping`` (before ``A`` and ``b``, so a bad value is the error reported), poses the
+    problem, runs :func:`run_linear_series` on it and finishes the result (``throw=True``
+    raises :class:`hvpseries.ConvergenceError` for an unconverged one).
+    """
+    d = check_damping(damping)
+    problem = pose_series(A, b, method=f"series.{kind}", rtol=rtol, atol=atol, callback=callback)
+    return finish(problem, run_linear_series(problem, options, kind=kind, damping=d), throw=throw)
+
+
 def run_linear_series(
-    problem: Problem, options: SeriesOptions, *, kind: str, damping: float, name: str
+    problem: Problem, options: SeriesOptions, *, kind: str, damping: float = 0.0
 ) -> SolveResult:
     """Choose ``V`` and sum ``V^p sum_n c_n Z^n b`` for the posed ``problem`` (raw result).
 
-    ``kind`` is ``"inv_sqrt"``, ``"sqrt"`` or ``"neumann"``; ``damping`` a validated float
-    (:func:`~hvpseries.series._options.check_damping`); ``name`` the public name, for
-    messages. A Lanczos scale that reveals an eigenvalue of ``A + d I`` below zero ends the run
-    before the series: ``Status.INDEFINITE`` with ``x`` all NaN.
+    ``kind`` is ``"inv_sqrt"``, ``"sqrt"`` or ``"neumann"`` (messages name ``series.<kind>``);
+    ``damping`` a validated float (:func:`~hvpseries.series._options.check_damping`). A
+    Lanczos scale that reveals an eigenvalue of ``A + d I`` below zero ends the run before the
+    series: ``Status.INDEFINITE`` with ``x`` all NaN. The result is the raw one: finish it with
+    :func:`hvpseries._solve._problem.finish`.
 
     Raises
     ------
     ValueError
         If the operator is tagged ``psd=False``.
     """
+    name = f"series.{kind}"
     operator = problem.operator
     if operator.psd is False:
         message = (

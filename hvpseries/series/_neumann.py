@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from .._core._result import SolveResult
-from .._solve._problem import Problem, finish
-from ._engine import pose_series
-from ._linear import run_linear_series
-from ._options import SeriesOptions, check_damping, resolve_options
+from ._linear import run_linear_series, solve_linear_series
+from ._options import SeriesOptions, resolve_options
 
 __all__ = ["neumann", "run_neumann"]
 
@@ -58,20 +57,16 @@ def neumann(
     >>> import numpy as np
     >>> from hvpseries import series
     >>> A = np.diag([1.0, 2.0, 4.0])
-    >>> np.round(series.neumann(A, np.ones(3), rtol=1e-10).x, 8)
-    array([1.  , 0.5 , 0.25])
+    >>> result = series.neumann(A, np.ones(3), rtol=1e-10)
+    >>> result.converged, np.round(result.x, 8)
+    (True, array([1.  , 0.5 , 0.25]))
     """
     options = resolve_options(options, num_terms, maxiter, scale, acceleration, order)
-    d = check_damping(damping)
-    problem = pose_series(A, b, method="series.neumann", rtol=rtol, atol=atol, callback=callback)
-    return finish(problem, run_neumann(problem, options, damping=d), throw=throw)
-
-
-def run_neumann(problem: Problem, options: SeriesOptions, *, damping: float = 0.0) -> SolveResult:
-    """Run the series of :func:`neumann` on a posed problem; the result is the raw one.
-
-    As :func:`~hvpseries.series._inv_sqrt.run_inv_sqrt`.
-    """
-    return run_linear_series(
-        problem, options, kind="neumann", damping=damping, name="series.neumann"
+    return solve_linear_series(
+        "neumann", A, b, damping, options, rtol=rtol, atol=atol, callback=callback, throw=throw
     )
+
+
+#: ``run_neumann(problem, options, *, damping=0.0)``: the series of :func:`neumann` on a posed
+#: problem, as :data:`~hvpseries.series._inv_sqrt.run_inv_sqrt`.
+run_neumann = functools.partial(run_linear_series, kind="neumann")
