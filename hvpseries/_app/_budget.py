@@ -1,4 +1,4 @@
-"""The time budget of an equal-time optimizer comparison: its length and its time marks."""
+"""How long the runs of an optimizer comparison train: epochs, or a time budget and its marks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_TIME_POINTS", "MAX_TIME_POINTS", "TimeBudget"]
+__all__ = ["DEFAULT_TIME_POINTS", "MAX_TIME_POINTS", "TimeBudget", "schedule"]
 
+# The number of epochs of a run without a time budget, when none is given.
+DEFAULT_EPOCHS = 10
 DEFAULT_TIME_POINTS = 20
 # One row per mark in every run's history: the cap keeps a record a few megabytes at most.
 MAX_TIME_POINTS = 10_000
@@ -82,3 +84,37 @@ class TimeBudget:
             "time_points": self.time_points,
             "time_marks": list(self.marks),
         }
+
+
+def schedule(
+    epochs: int | None, batch_size: int, seconds: float | None, time_points: int | None
+) -> tuple[int | None, TimeBudget | None]:
+    """Check the batch size; return the number of epochs to run and the time budget."""
+    _check_positive_integers(batch_size=batch_size)
+    budget = _time_budget(seconds, time_points)
+    return _epoch_limit(epochs, budget), budget
+
+
+def _time_budget(seconds: float | None, time_points: int | None) -> TimeBudget | None:
+    """Return the time budget of ``seconds`` with ``time_points`` marks, or None without one."""
+    if seconds is None:
+        if time_points is not None:
+            message = f"time_points={time_points!r} needs seconds: the marks divide a time budget"
+            raise ValueError(message)
+        return None
+    return TimeBudget(seconds, DEFAULT_TIME_POINTS if time_points is None else time_points)
+
+
+def _epoch_limit(epochs: int | None, budget: TimeBudget | None) -> int | None:
+    """Return the number of epochs to run (None: as many as the time budget allows)."""
+    if epochs is None:
+        return None if budget is not None else DEFAULT_EPOCHS
+    _check_positive_integers(epochs=epochs)
+    return epochs
+
+
+def _check_positive_integers(**values: Any) -> None:
+    for label, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            message = f"{label} must be a positive integer, got {value!r}"
+            raise ValueError(message)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._subcommand import add_subcommand
+from ._subcommand import Subcommand, add_subcommand
 
 __all__ = ["main"]
 
@@ -86,6 +86,20 @@ def _info(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _add_info_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``hvpseries info`` to its ``parser``."""
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+INFO = Subcommand(
+    "info",
+    help="show the version and which array backends and devices are available",
+    description="Show the hvpseries version, the array libraries it can use and their devices.",
+    add_arguments=_add_info_arguments,
+    run=_info,
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``hvpseries`` command."""
     parser = argparse.ArgumentParser(
@@ -97,25 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hvpseries {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    info = add_subcommand(
-        commands,
-        "info",
-        _info,
-        help="show the version and which array backends and devices are available",
-        description="Show the hvpseries version, the array libraries it can use and their devices.",
-    )
-    info.add_argument("--json", action="store_true", help="print the report as JSON")
-    from ._solve_command import add_solve_parser
+    from ._demo_command import DEMO
+    from ._solve_command import SOLVE
+    from ._spectrum_command import SPECTRUM
+    from ._train_command import TRAIN
 
-    add_solve_parser(commands)
-    from ._spectrum_command import add_spectrum_parser
-
-    add_spectrum_parser(commands)
-    from ._demo_command import add_demo_parser
-    from ._train_command import add_train_parser
-
-    add_train_parser(commands)
-    add_demo_parser(commands)
+    for subcommand in (INFO, SOLVE, SPECTRUM, TRAIN, DEMO):
+        add_subcommand(commands, subcommand)
     return parser
 
 

@@ -6,7 +6,6 @@ import argparse
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -16,10 +15,10 @@ from ._loop import compare_optimizers
 from ._optimizers import make_optimizer
 from ._records import plot_record, save_record
 from ._report import format_table, summarize
-from ._subcommand import add_subcommand, report_error
+from ._subcommand import Subcommand, report_error
 from ._threads import limit_threads
 
-__all__ = ["add_demo_parser", "run_demo"]
+__all__ = ["DEMO", "run_demo"]
 
 # The demo's embedded defaults (about 15 s on 2 CPU cores; see ``hvpseries demo --help``).
 DEMO_GRID = 24
@@ -36,24 +35,8 @@ DEMO_OPTIMIZERS = ("series-sfn", "krylov-sfn", "lazy-sfn", "adam")
 DEMO_OPTIONS = {"krylov-sfn": {"maxiter": 20}}
 
 
-def add_demo_parser(commands: Any) -> None:
-    """Register the ``demo`` subcommand on the subparsers object ``commands``."""
-    parser = add_subcommand(
-        commands,
-        "demo",
-        run_demo,
-        help="a guided tour: |A|^-1 b on a Helmholtz problem, then SFN versus Adam on digits",
-        description=(
-            "Part 1 computes (|A| + I)^-1 b for a 2D Helmholtz operator (a shifted 5-point "
-            "Laplacian with 5% negative eigenvalues) with the series, the accelerated series "
-            "and the auto (Krylov) method, and compares each with a dense eigendecomposition. "
-            "Part 2 trains a small network on scikit-learn's digits with SeriesSFN, KrylovSFN "
-            "and Adam for the same optimizer time each, compares them at equal time and at "
-            "equal epochs, says in words what the run shows, and saves the curves. About 20 s "
-            "on 2 CPU cores. A part whose components are missing is skipped with a message; "
-            "exit status 1 if a part was skipped."
-        ),
-    )
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``hvpseries demo`` to its ``parser``."""
     parser.add_argument(
         "--out-dir",
         default=".",
@@ -254,3 +237,21 @@ def _demo_train(arguments: argparse.Namespace, out_dir: Path) -> bool:
         return False
     print(f"plot: {out_dir / 'demo_training.png'}")
     return complete
+
+
+DEMO = Subcommand(
+    "demo",
+    help="a guided tour: |A|^-1 b on a Helmholtz problem, then SFN versus Adam on digits",
+    description=(
+        "Part 1 computes (|A| + I)^-1 b for a 2D Helmholtz operator (a shifted 5-point "
+        "Laplacian with 5% negative eigenvalues) with the series, the accelerated series "
+        "and the auto (Krylov) method, and compares each with a dense eigendecomposition. "
+        "Part 2 trains a small network on scikit-learn's digits with SeriesSFN, KrylovSFN "
+        "and Adam for the same optimizer time each, compares them at equal time and at "
+        "equal epochs, says in words what the run shows, and saves the curves. About 20 s "
+        "on 2 CPU cores. A part whose components are missing is skipped with a message; "
+        "exit status 1 if a part was skipped."
+    ),
+    add_arguments=_add_arguments,
+    run=run_demo,
+)

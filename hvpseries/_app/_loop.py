@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._budget import DEFAULT_TIME_POINTS, TimeBudget
+from ._budget import TimeBudget, schedule
 from ._datasets import Dataset
 from ._dependencies import require
 from ._models import ModelSpec, build_model, parse_model_spec
+from ._objective import as_tensors, batch_closure, evaluate, loss_function
 from ._optimizers import DEFAULT_LR, make_optimizer
 from ._records import finite_or_none, hyperparameters
 
@@ -38,26 +39,6 @@ HISTORY_KEYS = (
 )
 # The lists of a run's time history (with a time budget): one row per time mark.
 TIME_HISTORY_KEYS = ("time_mark", "step", *HISTORY_KEYS)
-# The number of epochs of a run without a time budget, when none is given.
-DEFAULT_EPOCHS = 10
-
-
-def _loss_function(task: str) -> Callable[[Any, Any], Any]:
-    torch = require("torch", "torch", "training")
-    if task == "classification":
-        return torch.nn.functional.cross_entropy
-    return torch.nn.functional.mse_loss
-
-
-def _evaluate(model: Any, x: Any, y: Any, task: str) -> tuple[float, float | None]:
-    torch = require("torch", "torch", "training")
-    with torch.no_grad():
-        output = model(x)
-        loss = float(_loss_function(task)(output, y))
-        accuracy = None
-        if task == "classification":
-            accuracy = float((output.argmax(dim=1) == y).to(torch.float64).mean())
-    return loss, accuracy
 
 
 def _batches(n: int, batch_size: int, generator: Any) -> list[Any]:
@@ -165,10 +146,8 @@ def train_one(
         When ``seconds`` is not a real number.
     """
     torch = require("torch", "torch", "training")
-    _check_positive_integers(batch_size=batch_size)
-    budget = _time_budget(seconds, time_points)
-    epochs = _epoch_limit(epochs, budget)
-    tensors = _as_tensors(dataset, next(model.parameters()).dtype, device)
+    epochs, budget = schedule(epochs, batch_size, seconds, time_points)
+    tensors = as_tensors(dataset, next(model.parameters()).dtype, device)
     first_order = optimizer_name in DEFAULT_LR
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -198,40 +177,7 @@ def train_one(
         finally:
             if bar is not None:
                 bar.close()
-    record = {
-        "optimizer": optimizer_name,
-        "optimizer_class": type(optimizer).__name__,
-        "hyperparameters": hyperparameters(optimizer),
-        "status": status,
-        "message": note,
-        "history": training.history,
-    }
-    if budget is not None:
-        record["time_history"] = training.time_history
-        record["end"] = {
-            "wall_time": training.elapsed,
-            "step": training.steps,
-            "epoch": training.steps / training.batches_per_epoch,
-        }
-    return record
-
-
-def _time_budget(seconds: float | None, time_points: int | None) -> TimeBudget | None:
-    """Return the time budget of ``seconds`` with ``time_points`` marks, or None without one."""
-    if seconds is None:
-        if time_points is not None:
-            message = f"time_points={time_points!r} needs seconds: the marks divide a time budget"
-            raise ValueError(message)
-        return None
-    return TimeBudget(seconds, DEFAULT_TIME_POINTS if time_points is None else time_points)
-
-
-def _epoch_limit(epochs: int | None, budget: TimeBudget | None) -> int | None:
-    """Return the number of epochs to run (None: as many as the time budget allows)."""
-    if epochs is None:
-        return None if budget is not None else DEFAULT_EPOCHS
-    _check_positive_integers(epochs=epochs)
-    return epochs
+    return training.run_record(optimizer_name, status, note)
 
 
 def _train(training: _Training, epochs: int | None, generator: Any, bar: Any) -> tuple[str, str]:
@@ -281,7 +227,7 @@ class _Training:
         self.model, self.optimizer, self.tensors, self.task = model, optimizer, tensors, task
         self.first_order, self.device = first_order, device
         self.batch_size, self.budget = batch_size, budget
-        self.loss_fn = _loss_function(task)
+        self.loss_fn = loss_function(task)
         self.n_train = tensors[0].shape[0]
         self.steps, self.elapsed = 0, 0.0
         self.history: dict[str, list[Any]] = {key: [] for key in HISTORY_KEYS}
@@ -313,7 +259,7 @@ class _Training:
         """Take one optimizer step on the batch ``indices``; return its loss and seconds."""
         torch = require("torch", "torch", "training")
         x_train, y_train = self.tensors[0], self.tensors[1]
-        closure = _closure(
+        closure = batch_closure(
             self.model,
             self.loss_fn,
             self.optimizer,
@@ -355,11 +301,30 @@ class _Training:
             _append_row(self.time_history, {"time_mark": mark, **row})
         return row["train_loss"] is not None
 
+    def run_record(self, name: str, status: str, message: str) -> dict[str, Any]:
+        """Return the record of the run of the optimizer ``name`` (see :func:`train_one`)."""
+        record = {
+            "optimizer": name,
+            "optimizer_class": type(self.optimizer).__name__,
+            "hyperparameters": hyperparameters(self.optimizer),
+            "status": status,
+            "message": message,
+            "history": self.history,
+        }
+        if self.budget is not None:
+            record["time_history"] = self.time_history
+            record["end"] = {
+                "wall_time": self.elapsed,
+                "step": self.steps,
+                "epoch": self.steps / self.batches_per_epoch,
+            }
+        return record
+
     def _state(self) -> dict[str, Any]:
         """Return the full-data losses and accuracies, the optimizer time and work counts now."""
         x_train, y_train, x_test, y_test = self.tensors
-        train_loss, train_accuracy = _evaluate(self.model, x_train, y_train, self.task)
-        test_loss, test_accuracy = _evaluate(self.model, x_test, y_test, self.task)
+        train_loss, train_accuracy = evaluate(self.model, x_train, y_train, self.task)
+        test_loss, test_accuracy = evaluate(self.model, x_test, y_test, self.task)
         return {
             "train_loss": finite_or_none(train_loss),
             "test_loss": finite_or_none(test_loss),
@@ -373,25 +338,6 @@ class _Training:
 def _append_row(history: dict[str, list[Any]], row: dict[str, Any]) -> None:
     for key, values in history.items():
         values.append(row[key])
-
-
-def _check_positive_integers(**values: Any) -> None:
-    for label, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            message = f"{label} must be a positive integer, got {value!r}"
-            raise ValueError(message)
-
-
-def _as_tensors(dataset: Dataset, dtype: Any, device: Any) -> tuple[Any, Any, Any, Any]:
-    """Return ``x_train, y_train, x_test, y_test`` as tensors (integer class labels)."""
-    torch = require("torch", "torch", "training")
-    target_dtype = torch.int64 if dataset.task == "classification" else dtype
-    return (
-        torch.as_tensor(dataset.x_train, dtype=dtype, device=device),
-        torch.as_tensor(dataset.y_train, dtype=target_dtype, device=device),
-        torch.as_tensor(dataset.x_test, dtype=dtype, device=device),
-        torch.as_tensor(dataset.y_test, dtype=target_dtype, device=device),
-    )
 
 
 def _timed_step(
@@ -411,30 +357,6 @@ def _advance(bar: Any, loss: Any, amount: float) -> None:
         bar.update(amount)
         if loss is not None:
             bar.set_postfix(loss=f"{float(loss.detach()):.4g}", refresh=False)
-
-
-def _closure(
-    model: Any, loss_fn: Any, optimizer: Any, x: Any, y: Any, first_order: bool
-) -> Callable[[], Any]:
-    """Return the closure ``optimizer.step`` calls: it recomputes the batch loss.
-
-    For first-order optimizers it also computes the gradient; the SFN optimizers differentiate
-    the returned loss themselves.
-    """
-    if first_order:
-
-        def closure() -> Any:
-            optimizer.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            return loss
-
-        return closure
-
-    def sfn_closure() -> Any:
-        return loss_fn(model(x), y)
-
-    return sfn_closure
 
 
 def _progress_bar(name: str, total: float, progress: bool | None, file: Any, *, timed: bool) -> Any:
@@ -526,9 +448,7 @@ def compare_optimizers(
     if on_error not in ("raise", "record"):
         message = f"on_error must be 'raise' or 'record', got {on_error!r}"
         raise ValueError(message)
-    _check_positive_integers(batch_size=batch_size)
-    budget = _time_budget(seconds, time_points)
-    epochs = _epoch_limit(epochs, budget)
+    epochs, budget = schedule(epochs, batch_size, seconds, time_points)
     if isinstance(model_spec, str):
         model_spec = parse_model_spec(model_spec)
     lr, options = _settings_per_optimizer(lr, options, optimizers)
@@ -542,31 +462,20 @@ def compare_optimizers(
         device=device,
     )
     _check_configurations(initial, optimizers, lr, damping, options)
-    runs = []
-    for name in optimizers:
-        model = copy.deepcopy(initial)
-        try:
-            run = train_one(
-                model,
-                dataset,
-                name,
-                epochs=epochs,
-                batch_size=batch_size,
-                seconds=seconds,
-                time_points=time_points,
-                seed=seed,
-                lr=lr.get(name),
-                damping=damping,
-                options=options.get(name),
-                device=device,
-                progress=progress,
-                progress_file=progress_file,
-            )
-        except Exception as error:
-            if on_error == "raise":
-                raise
-            run = _failed_run(name, error, timed=budget is not None)
-        runs.append(run)
+    settings = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seconds": seconds,
+        "time_points": time_points,
+        "seed": seed,
+        "damping": damping,
+        "device": device,
+        "progress": progress,
+        "progress_file": progress_file,
+    }
+    runs = _train_each(
+        initial, dataset, optimizers, settings, lr=lr, options=options, on_error=on_error
+    )
     return {
         "dataset": dataset.summary(),
         "model": {
@@ -621,6 +530,36 @@ def _check_configurations(
             damping=damping,
             options=options.get(name),
         )
+
+
+def _train_each(
+    initial: Any,
+    dataset: Dataset,
+    optimizers: Sequence[str],
+    settings: dict[str, Any],
+    *,
+    lr: dict[str, float],
+    options: dict[str, dict[str, Any]],
+    on_error: str,
+) -> list[dict[str, Any]]:
+    """Train a copy of ``initial`` with each optimizer; return their run records.
+
+    ``settings`` (all but ``lr`` and ``options``, which are per optimizer) go to
+    :func:`train_one`. With ``on_error="record"`` a run that raises is recorded as failed.
+    """
+    runs = []
+    for name in optimizers:
+        model = copy.deepcopy(initial)
+        try:
+            run = train_one(
+                model, dataset, name, lr=lr.get(name), options=options.get(name), **settings
+            )
+        except Exception as error:
+            if on_error == "raise":
+                raise
+            run = _failed_run(name, error, timed=settings["seconds"] is not None)
+        runs.append(run)
+    return runs
 
 
 def _failed_run(name: str, error: Exception, *, timed: bool) -> dict[str, Any]:

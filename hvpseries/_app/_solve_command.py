@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ._subcommand import InputError, add_subcommand, report_error
+from ._subcommand import InputError, Subcommand, report_error
 
-__all__ = ["add_built_in_arguments", "add_solve_parser", "run_solve"]
+__all__ = ["SOLVE", "add_built_in_arguments", "add_matrix_argument", "read_matrix", "run_solve"]
 
 FUNCTIONS = ("abs-inv", "inv-sqrt", "sqrt", "sign", "inv")
 METHODS = ("auto", "lanczos", "chebyshev", "rational", "series", "dense", "cg", "minres")
@@ -22,23 +22,9 @@ BUILT_IN = ("helmholtz2d",)
 SYMMETRY_TOLERANCE = 1e-10
 
 
-def add_solve_parser(commands: Any) -> None:
-    """Register the ``solve`` subcommand on the subparsers object ``commands``."""
-    parser = add_subcommand(
-        commands,
-        "solve",
-        run_solve,
-        help="compute f(A) b (|A|^-1 b, A^-1/2 b, ...) for a symmetric matrix from a file",
-        description=(
-            "Compute x = f(A) b for a symmetric matrix A read from a Matrix Market (.mtx) or "
-            "SciPy sparse (.npz) file, or built in (helmholtz2d), and write x to a .npy file. "
-            "Exit status: 0 converged, 1 not converged (x is still written), 2 bad input."
-        ),
-    )
-    parser.add_argument(
-        "matrix",
-        help="a .mtx or .npz file, or the name of a built-in problem: helmholtz2d",
-    )
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``hvpseries solve`` to its ``parser``."""
+    add_matrix_argument(parser)
     parser.add_argument(
         "--function",
         choices=FUNCTIONS,
@@ -60,6 +46,18 @@ def add_solve_parser(commands: Any) -> None:
     add_built_in_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of --rhs random (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_matrix_argument(parser: argparse.ArgumentParser, *, alternative: str | None = None) -> None:
+    """Add the positional ``matrix``, read by :func:`read_matrix`.
+
+    With ``alternative`` (the text of another input the subcommand accepts) it is optional.
+    """
+    text = "a .mtx or .npz file, or the name of a built-in problem: helmholtz2d"
+    if alternative is None:
+        parser.add_argument("matrix", help=text)
+    else:
+        parser.add_argument("matrix", nargs="?", help=f"{text} (or give {alternative})")
 
 
 def add_built_in_arguments(parser: argparse.ArgumentParser) -> None:
@@ -164,6 +162,16 @@ def check_symmetric(matrix: Any) -> None:
             f"max |A| = {float(largest):.3g}); hvpseries solve needs a symmetric matrix"
         )
         raise InputError(message)
+
+
+def read_matrix(arguments: argparse.Namespace) -> Any:
+    """Return the symmetric matrix that ``arguments.matrix`` names: built in, or from a file."""
+    if arguments.matrix in BUILT_IN:
+        matrix = helmholtz2d(arguments.grid, arguments.negative_fraction)
+    else:
+        matrix = load_matrix(arguments.matrix)
+    check_symmetric(matrix)
+    return matrix
 
 
 def load_rhs(spec: str | None, n: int, seed: int, built_in: bool) -> np.ndarray:
@@ -272,13 +280,7 @@ def _compute(
 def run_solve(arguments: argparse.Namespace) -> int:
     """Run ``hvpseries solve``; return the exit status."""
     try:
-        if arguments.matrix in BUILT_IN:
-            matrix = helmholtz2d(arguments.grid, arguments.negative_fraction)
-            built_in = True
-        else:
-            matrix = load_matrix(arguments.matrix)
-            built_in = False
-        check_symmetric(matrix)
+        matrix = read_matrix(arguments)
         if not (math.isfinite(arguments.damping) and arguments.damping >= 0):
             message = f"--damping must be finite and >= 0, got {arguments.damping}"
             raise InputError(message)
@@ -288,6 +290,7 @@ def run_solve(arguments: argparse.Namespace) -> int:
         if arguments.maxiter is not None and arguments.maxiter < 1:
             message = f"--maxiter must be >= 1, got {arguments.maxiter}"
             raise InputError(message)
+        built_in = arguments.matrix in BUILT_IN
         rhs = load_rhs(arguments.rhs, matrix.shape[0], arguments.seed, built_in)
         bar, hooks = _progress(not arguments.no_progress)
         start = time.perf_counter()
@@ -335,3 +338,16 @@ def _nnz(matrix: Any) -> int:
     import scipy.sparse as sp
 
     return int(matrix.nnz) if sp.issparse(matrix) else int(np.count_nonzero(matrix))
+
+
+SOLVE = Subcommand(
+    "solve",
+    help="compute f(A) b (|A|^-1 b, A^-1/2 b, ...) for a symmetric matrix from a file",
+    description=(
+        "Compute x = f(A) b for a symmetric matrix A read from a Matrix Market (.mtx) or "
+        "SciPy sparse (.npz) file, or built in (helmholtz2d), and write x to a .npy file. "
+        "Exit status: 0 converged, 1 not converged (x is still written), 2 bad input."
+    ),
+    add_arguments=_add_arguments,
+    run=run_solve,
+)

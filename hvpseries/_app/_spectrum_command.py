@@ -12,40 +12,15 @@ from typing import Any
 import numpy as np
 
 from ._dependencies import MissingDependencyError, require
-from ._solve_command import (
-    BUILT_IN,
-    add_built_in_arguments,
-    check_symmetric,
-    helmholtz2d,
-    load_matrix,
-)
-from ._subcommand import InputError, add_subcommand, report_error
+from ._solve_command import add_built_in_arguments, add_matrix_argument, read_matrix
+from ._subcommand import InputError, Subcommand, report_error
 
-__all__ = ["add_spectrum_parser", "run_spectrum"]
+__all__ = ["SPECTRUM", "run_spectrum"]
 
 
-def add_spectrum_parser(commands: Any) -> None:
-    """Register the ``spectrum`` subcommand on the subparsers object ``commands``."""
-    parser = add_subcommand(
-        commands,
-        "spectrum",
-        run_spectrum,
-        help="extreme eigenvalues, trace, log|det| and spectral density of a symmetric matrix",
-        description=(
-            "Estimate from matvecs the extreme eigenvalues (both ends), the trace, log|det A| "
-            "and the spectral density of a symmetric matrix read from a Matrix Market (.mtx) "
-            "or SciPy sparse (.npz) file, built in (helmholtz2d), or of the Hessian of a "
-            "model's training loss at its initial weights (--dataset and --model, as for "
-            "hvpseries train). Exit status: 0 every estimate met its tolerance, 1 some did "
-            "not (all are printed), 2 bad input."
-        ),
-    )
-    parser.add_argument(
-        "matrix",
-        nargs="?",
-        help="a .mtx or .npz file, or the name of a built-in problem: helmholtz2d (or give "
-        "--dataset for a model's Hessian)",
-    )
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``hvpseries spectrum`` to its ``parser``."""
+    add_matrix_argument(parser, alternative="--dataset for a model's Hessian")
     parser.add_argument(
         "--dataset",
         default=None,
@@ -101,8 +76,8 @@ def _estimates(arguments: argparse.Namespace, operator: Any) -> dict[str, Any]:
 def _model_hessian(arguments: argparse.Namespace) -> tuple[str, Any]:
     # The Hessian of the training loss of --model on --dataset at its initial weights.
     from ._datasets import SADDLE_INIT_SCALE, load_dataset
-    from ._loop import _loss_function
     from ._models import build_model, parse_model_spec
+    from ._objective import loss_function
 
     torch = require("torch", "torch", "hvpseries spectrum --dataset")
     from ..nn import HessianOperator
@@ -130,7 +105,7 @@ def _model_hessian(arguments: argparse.Namespace) -> tuple[str, Any]:
     targets = torch.as_tensor(dataset.y_train)
     if dataset.task == "regression":
         targets = targets.to(torch.float64)
-    operator = HessianOperator(model, _loss_function(dataset.task), (inputs, targets))
+    operator = HessianOperator(model, loss_function(dataset.task), (inputs, targets))
     return f"Hessian of {spec} on {arguments.dataset}", operator
 
 
@@ -205,12 +180,7 @@ def _problem(arguments: argparse.Namespace) -> tuple[str, Any]:
     if arguments.matrix is None:
         message = "give a matrix (a .mtx or .npz file, or helmholtz2d) or --dataset"
         raise InputError(message)
-    if arguments.matrix in BUILT_IN:
-        matrix = helmholtz2d(arguments.grid, arguments.negative_fraction)
-    else:
-        matrix = load_matrix(arguments.matrix)
-    check_symmetric(matrix)
-    return arguments.matrix, hs.aslinearoperator(matrix, symmetric=True)
+    return arguments.matrix, hs.aslinearoperator(read_matrix(arguments), symmetric=True)
 
 
 def run_spectrum(arguments: argparse.Namespace) -> int:
@@ -261,3 +231,19 @@ def _print(summary: dict[str, Any], plot: Path | None) -> None:
     )
     print(f"density      {matvecs['density']} matvecs" + (f", plot {plot}" if plot else ""))
     print(f"time         {summary['time']:.3f} s")
+
+
+SPECTRUM = Subcommand(
+    "spectrum",
+    help="extreme eigenvalues, trace, log|det| and spectral density of a symmetric matrix",
+    description=(
+        "Estimate from matvecs the extreme eigenvalues (both ends), the trace, log|det A| "
+        "and the spectral density of a symmetric matrix read from a Matrix Market (.mtx) "
+        "or SciPy sparse (.npz) file, built in (helmholtz2d), or of the Hessian of a "
+        "model's training loss at its initial weights (--dataset and --model, as for "
+        "hvpseries train). Exit status: 0 every estimate met its tolerance, 1 some did "
+        "not (all are printed), 2 bad input."
+    ),
+    add_arguments=_add_arguments,
+    run=run_spectrum,
+)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["InputError", "add_subcommand", "report_error"]
+__all__ = ["InputError", "Subcommand", "add_subcommand", "report_error"]
 
 # The exit status of a run refused for bad input (or a missing dependency).
 INPUT_ERROR_STATUS = 2
@@ -17,20 +18,35 @@ class InputError(Exception):
     """A problem with the user's input or installation: one line on stderr, exit status 2."""
 
 
-def add_subcommand(
-    commands: Any,
-    name: str,
-    handler: Callable[[argparse.Namespace], int],
-    **options: Any,
-) -> argparse.ArgumentParser:
-    """Register the subcommand ``name`` on the subparsers object ``commands``; return its parser.
+@dataclass(frozen=True)
+class Subcommand:
+    """A subcommand of ``hvpseries``: its name, its help texts, its options and its handler.
 
-    ``handler(arguments)`` runs the subcommand and returns its exit status; ``options``
-    (``help``, ``description``, ...) go to ``add_parser``.
+    ``add_arguments(parser)`` adds the options to the subcommand's parser; ``run(arguments)``
+    runs the subcommand and returns its exit status. ``help`` is the line of ``hvpseries
+    --help``; ``description``, ``epilog`` and ``formatter_class`` go to the parser.
     """
-    parser = commands.add_parser(name, **options)
-    parser.set_defaults(handler=handler)
-    return parser
+
+    name: str
+    help: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    epilog: str | None = None
+    formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter
+
+
+def add_subcommand(commands: Any, subcommand: Subcommand) -> None:
+    """Register ``subcommand`` on the subparsers object ``commands``."""
+    parser = commands.add_parser(
+        subcommand.name,
+        help=subcommand.help,
+        description=subcommand.description,
+        epilog=subcommand.epilog,
+        formatter_class=subcommand.formatter_class,
+    )
+    subcommand.add_arguments(parser)
+    parser.set_defaults(handler=subcommand.run)
 
 
 def report_error(command: str, error: object) -> int:

@@ -19,38 +19,14 @@ from ._models import parse_model_spec
 from ._optimizers import OPTIMIZERS
 from ._records import plot_record, save_record
 from ._report import describe_schedule, format_table, summarize
-from ._subcommand import InputError, add_subcommand, report_error
+from ._subcommand import InputError, Subcommand, report_error
 from ._threads import limit_threads
 
-__all__ = ["add_train_parser", "run_train"]
+__all__ = ["TRAIN", "run_train"]
 
 
-def add_train_parser(commands: Any) -> None:
-    """Register the ``train`` subcommand on the subparsers object ``commands``."""
-    parser = add_subcommand(
-        commands,
-        "train",
-        run_train,
-        help="train a small network with saddle-free Newton, Adam or SGD and compare them",
-        description=(
-            "Train a multilayer perceptron on a small dataset with one or several optimizers\n"
-            "(each from the same initial weights, on the same mini-batches) and report per-epoch\n"
-            "training and test loss (and accuracy), optimizer wall time and work counts; with\n"
-            "--seconds, train each optimizer for the same optimizer time and compare the losses\n"
-            "at the same time marks.\n"
-            "Exit status: 0 all runs completed, 1 a run diverged or failed, 2 bad input or a\n"
-            "missing dependency."
-        ),
-        epilog=(
-            "examples:\n"
-            "  hvpseries train --dataset digits --optimizer series-sfn,adam,sgd --plot curves.png\n"
-            "  hvpseries train --dataset saddle --model mlp:16 --optimizer exact-sfn,sgd\n"
-            "  hvpseries train --dataset digits --optimizer series-sfn,adam --seconds 5\n"
-            "  hvpseries train --dataset csv:data.csv --optimizer krylov-sfn "
-            "--option krylov-sfn.maxiter=20"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``hvpseries train`` to its ``parser``."""
     parser.add_argument(
         "--dataset",
         default="digits",
@@ -394,3 +370,29 @@ def _describe(record: dict[str, Any]) -> str:
         f"model    {model['spec']} ({model['n_parameters']} parameters, {config['dtype']}), "
         f"{describe_schedule(config)}, seed {config['seed']}"
     )
+
+
+TRAIN = Subcommand(
+    "train",
+    help="train a small network with saddle-free Newton, Adam or SGD and compare them",
+    description=(
+        "Train a multilayer perceptron on a small dataset with one or several optimizers\n"
+        "(each from the same initial weights, on the same mini-batches) and report per-epoch\n"
+        "training and test loss (and accuracy), optimizer wall time and work counts; with\n"
+        "--seconds, train each optimizer for the same optimizer time and compare the losses\n"
+        "at the same time marks.\n"
+        "Exit status: 0 all runs completed, 1 a run diverged or failed, 2 bad input or a\n"
+        "missing dependency."
+    ),
+    epilog=(
+        "examples:\n"
+        "  hvpseries train --dataset digits --optimizer series-sfn,adam,sgd --plot curves.png\n"
+        "  hvpseries train --dataset saddle --model mlp:16 --optimizer exact-sfn,sgd\n"
+        "  hvpseries train --dataset digits --optimizer series-sfn,adam --seconds 5\n"
+        "  hvpseries train --dataset csv:data.csv --optimizer krylov-sfn "
+        "--option krylov-sfn.maxiter=20"
+    ),
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    add_arguments=_add_arguments,
+    run=run_train,
+)
