@@ -11,11 +11,10 @@ from .._core._array_api import epsilon
 from .._core._checks import check_choice, check_maxiter, check_positive_int, check_tolerances
 from .._core._result import Status
 from .._operators._base import LinearOperator
-from .._operators._convert import aslinearoperator
 from .._operators._explicit import MatrixOperator
 from .._solve._rhs_scaling import accurate_norm
-from .._solve._validation import prepare_system, require_not_nonsymmetric
-from ._lanczos import check_real
+from .._solve._validation import prepare_system
+from ._lanczos import check_real, checked_symmetric_operator
 from ._spectrum import _check_seed
 from ._thick_restart import (
     RitzPairs,
@@ -165,18 +164,13 @@ def eigsh(
     ``(ncv - k) // 2``) plus two, as many as maximise a Chebyshev model of the next cycle's
     convergence [3]_. After a breakdown the basis goes on from a fresh random vector.
 
-    The products ``W = A Q`` are stored beside the basis: each Lanczos step computes
-    ``A q_j`` anyway, and every change of basis (restart, locking: ``Q <- Q S``) applies the
-    same coefficients to them (``W <- W S``). The residual of a returned pair
-    ``(theta, v = Q s)`` is ``W s - theta v``, formed on the backend without a matvec;
-    ``residual_norms`` and ``converged`` come from it, never from the estimates. It differs
-    from an explicit ``A v - theta v`` only by rounding in ``W`` (of order ``eps ||A||`` per
-    product and per restart, far below the rounding level of the tolerance), so it catches
-    a loss of orthogonality or a non-symmetric operator as an explicit product would. The
-    price is memory: ``ncv`` extra ``n``-vectors, twice the basis. Small dense matrices
-    (``n <= 2 ncv``) are solved by a dense ``eigh`` on the host, with the residuals of the
-    returned vectors computed there in float64 (as the small eigenproblems of the Lanczos
-    run); other small operators use ``ncv = n`` when ``ncv`` is not given.
+    The products ``W = A Q`` are stored beside the basis (``ncv`` extra ``n``-vectors, twice
+    the basis) and follow every change of basis, so the residual ``W s - theta v`` of a
+    returned pair ``(theta, v = Q s)`` needs no matvec; ``residual_norms`` and ``converged``
+    come from it, never from the estimates (why it is as good as an explicit ``A v - theta v``:
+    ``hvpseries.krylov._thick_restart``). Small dense matrices (``n <= 2 ncv``) are solved by a
+    dense ``eigh`` on the host, the residuals computed there in float64; other small operators
+    use ``ncv = n`` when ``ncv`` is not given.
 
     Like any single-vector Krylov method it finds copies of a multiple eigenvalue only slowly,
     through rounding: with exactly repeated wanted eigenvalues (a Laplacian on a square grid)
@@ -236,11 +230,7 @@ def _solve(
 
 
 def _checked_operator(A: Any) -> LinearOperator:
-    operator = aslinearoperator(A)
-    if not operator.is_square:
-        message = f"eigsh needs a square operator, got shape {operator.shape}"
-        raise ValueError(message)
-    require_not_nonsymmetric(operator, "eigsh")
+    operator = checked_symmetric_operator(A, "eigsh")
     check_real(operator, "eigsh")
     return operator
 

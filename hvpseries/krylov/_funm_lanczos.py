@@ -15,7 +15,7 @@ from .._core._checks import check_maxiter
 from .._core._result import SolveResult
 from .._core._scalar_function import checked_scalar_function
 from .._solve._problem import Problem, finish, nonfinite_result, pose
-from ._funm_lanczos_driver import BasisOverBudget, _FunmLanczos
+from ._funm_lanczos_driver import BasisOverBudget, _ColumnOutcome, _FunmLanczos
 from ._funm_lanczos_driver import f_tridiagonal_e1 as f_tridiagonal_e1  # asv_benchmarks uses it
 from ._lanczos import check_real, check_reorthogonalize
 from ._memory_budget import stored_vectors_that_fit
@@ -44,10 +44,7 @@ def funm_lanczos(
     progress: Callable[[int, float], Any] | None = None,
     throw: bool = False,
 ) -> SolveResult:
-    r"""Compute ``f(A) b`` for a symmetric ``A`` by the Lanczos method.
-
-    ``f(A) b ~ ||b|| Q_m f(T_m) e_1`` with ``Q_m``, ``T_m`` the Lanczos basis and tridiagonal
-    of ``K_m(A, b)``; ``m`` grows until an a posteriori error estimate meets the tolerance.
+    r"""Compute ``f(A) b`` for a symmetric ``A`` by the Lanczos method, to a tolerance.
 
     Parameters
     ----------
@@ -79,11 +76,11 @@ def funm_lanczos(
     memory : {"store", "two-pass"}, default "store"
         ``"store"`` keeps the basis (``m`` vectors); ``"two-pass"`` keeps ``O(n)`` memory by
         running the recurrence twice, for ``T`` and then to form ``Q y`` (twice the matvecs).
-        A stored basis that reaches half the memory free at the start is given up: the
-        column starts again in two passes (``maxiter`` then bounds each attempt) and
-        ``info["stored_before_switch"]`` says after how many matvecs. Not with a
-        ``callback``, an explicit ``reorthogonalize``, a row-sharded operator or an
-        initialised ``torch.distributed`` (the ranks would have to agree on the switch).
+        A stored basis that reaches half the memory free at the start is given up: the column
+        starts again in two passes (``maxiter`` then bounds each attempt), and
+        ``info["stored_before_switch"]`` says after how many matvecs. Not with a ``callback``,
+        an explicit ``reorthogonalize``, a row-sharded operator or an initialised
+        ``torch.distributed`` (the ranks would have to agree on the switch).
     callback : callable, optional
         ``callback(xk)`` at each checkpoint with the current ``f(A) b`` (needs "store").
     progress : callable, optional
@@ -95,15 +92,15 @@ def funm_lanczos(
     Returns
     -------
     SolveResult
-        ``x`` approximates ``f(A) b``; ``error_estimate`` is the estimated absolute error
-        (per column as a NumPy array for a block); ``info`` holds ``method``,
-        ``reorthogonalize``, ``memory`` (those actually used, per column for a block),
-        ``n_checkpoints``, ``n_reorthogonalizations`` and, after a switch to two passes,
-        ``stored_before_switch``. ``status``: ``SUCCESS`` (the estimate meets the tolerance),
-        ``STAGNATED`` (the iterates stopped changing at the rounding level above it),
-        ``UNVERIFIED`` (they agree, but the bound on unresolved spectrum does not meet it by
-        the default deadline under ``maxiter`` above), ``MAX_ITERATIONS``, or ``NONFINITE``
-        (in ``b``, a product, or ``f(theta)``).
+        ``x`` approximates ``f(A) b``; ``error_estimate`` is the estimated absolute error (per
+        column as a NumPy array for a block); ``info`` holds ``method``, ``reorthogonalize``,
+        ``memory`` (those actually used, per column for a block), ``n_checkpoints``,
+        ``n_reorthogonalizations`` and, after a switch to two passes, ``stored_before_switch``.
+        ``status``: ``SUCCESS`` (the estimate meets the tolerance), ``STAGNATED`` (the iterates
+        stopped changing at the rounding level above it), ``UNVERIFIED`` (they agree, but the
+        bound on unresolved spectrum does not meet it by the default deadline under
+        ``maxiter`` above, or ``f`` is too rough to locate its kinks), ``MAX_ITERATIONS``, or
+        ``NONFINITE`` (in ``b``, a product, or ``f(theta)``).
 
     Raises
     ------
@@ -117,15 +114,13 @@ def funm_lanczos(
 
     Notes
     -----
-    ``f(T_m) e_1`` is evaluated on the host at checkpoints only (``m = 8``, then growing by at most
-    10%). The error estimate extrapolates the difference of consecutive checkpoint iterates at their
-    fitted contraction rate; it is not a bound (``1/|t|`` on indefinite spectra converges with
-    plateaus). Each kink of ``f`` adds a Chebyshev-Markov-Stieltjes bound on spectrum the Krylov
-    space has not resolved (none below 0 if ``psd=True``); the kinks of an ``f`` that declares
-    none are located numerically (``UNVERIFIED`` for an ``f`` too rough). After a breakdown the
-    estimate is ``2 eps m max|theta| max|f(theta)| ||x||``. Formulas:
-    ``hvpseries.krylov._funm_lanczos_driver``; measurements: the user guide, sections
-    "Lanczos in hvpseries" and "When is SUCCESS true?".
+    ``f(A) b ~ ||b|| Q_m f(T_m) e_1``, ``Q_m`` and ``T_m`` the Lanczos basis and tridiagonal of
+    ``K_m(A, b)``, with ``f(T_m) e_1`` evaluated on the host at checkpoints. The error estimate
+    extrapolates the change between checkpoint iterates (an estimate, not a bound: ``1/|t|`` on
+    indefinite spectra converges with plateaus), plus a bound on spectrum the Krylov space has
+    not resolved for each kink of ``f`` (none below 0 if ``psd=True``). Formulas: the module
+    docstring of ``hvpseries.krylov._funm_lanczos_driver``; measurements: the user guide,
+    sections "Lanczos in hvpseries" and "When is SUCCESS true?".
 
     References
     ----------
@@ -147,20 +142,18 @@ def funm_lanczos(
     >>> bool(np.linalg.norm(result.x - exact) <= 1e-7 * np.linalg.norm(exact))
     True
     """
-    problem = pose(
-        A,
-        b,
-        method="funm_lanczos",
-        rtol=rtol,
-        atol=atol,
-        callback=callback,
-        progress=progress,
-        rescale=getattr(b, "ndim", 1) == 1,  # a block: each column is posed and scaled alone
-    )
+    problem = _posed(A, b, "funm_lanczos", rtol, atol, callback=callback, progress=progress)
     raw = run_funm_lanczos(
         problem, f, maxiter=maxiter, reorthogonalize=reorthogonalize, memory=memory
     )
     return finish(problem, raw, throw=throw)
+
+
+def _posed(A: Any, b: Any, method: str, rtol: Any, atol: Any, **hooks: Any) -> Problem:
+    """Pose a call, or a column of a block; a block is not rescaled as a whole (its columns are)."""
+    return pose(
+        A, b, method=method, rtol=rtol, atol=atol, rescale=getattr(b, "ndim", 1) == 1, **hooks
+    )
 
 
 def run_funm_lanczos(
@@ -200,13 +193,8 @@ def run_funm_lanczos(
         results: list[SolveResult] = []
         for j in range(problem.b.shape[1]):
             hooks = _block_hooks(xp, problem.b, results, problem.callback, problem.progress)
-            column = pose(
-                operator,
-                problem.b[:, j],
-                method=problem.method,
-                rtol=problem.rtol,
-                atol=problem.atol,
-                **hooks,
+            column = _posed(
+                operator, problem.b[:, j], problem.method, problem.rtol, problem.atol, **hooks
             )
             results.append(finish(column, run_funm_lanczos(column, f, **given)))
         return _combined(xp, results, info)
@@ -242,28 +230,7 @@ def run_funm_lanczos(
         stored_steps = over.n_matvec  # leaving the handler frees the stored basis
     if stored_steps is not None:
         del solver
-        if not wait_to_maxiter:
-            maxiter = max(10 * n, 20)  # the default without reorthogonalisation
-        progress = problem.progress
-        if progress is not None:
-
-            def progress(k: int, estimate: float, report=problem.progress) -> Any:
-                return report(stored_steps + k, estimate)  # the matvecs of both attempts
-
-        two_pass = _FunmLanczos(
-            operator,
-            f,
-            problem.rtol,
-            problem.atol,
-            maxiter,
-            "none",
-            "two-pass",
-            None,
-            progress,
-            wait_to_maxiter=wait_to_maxiter,
-        )
-        outcome = two_pass.solve(problem.b, float(problem.b_norms[0]))
-        outcome.n_matvec += stored_steps
+        outcome = _solve_in_two_passes(problem, f, maxiter, wait_to_maxiter, stored_steps)
         info.update(memory="two-pass", reorthogonalize="none", stored_before_switch=stored_steps)
     info["n_checkpoints"] = outcome.n_checkpoints
     info["n_reorthogonalizations"] = outcome.n_reorthogonalizations
@@ -275,6 +242,43 @@ def run_funm_lanczos(
         error_estimate=outcome.estimate,
         info=info,
     )
+
+
+def _solve_in_two_passes(
+    problem: Problem,
+    f: Callable[[np.ndarray], np.ndarray],
+    maxiter: int,
+    wait_to_maxiter: bool,
+    stored_steps: int,
+) -> _ColumnOutcome:
+    """Start a column again in two passes, its stored basis over budget after ``stored_steps``.
+
+    A ``maxiter`` the caller gave bounds this attempt too; the default one becomes that
+    without reorthogonalisation. The outcome and ``progress`` count the matvecs of both.
+    """
+    if not wait_to_maxiter:
+        maxiter = max(10 * problem.operator.global_shape[0], 20)
+    progress = problem.progress
+    if progress is not None:
+
+        def progress(k: int, estimate: float, report=problem.progress) -> Any:
+            return report(stored_steps + k, estimate)  # the matvecs of both attempts
+
+    two_pass = _FunmLanczos(
+        problem.operator,
+        f,
+        problem.rtol,
+        problem.atol,
+        maxiter,
+        "none",
+        "two-pass",
+        None,
+        progress,
+        wait_to_maxiter=wait_to_maxiter,
+    )
+    outcome = two_pass.solve(problem.b, float(problem.b_norms[0]))
+    outcome.n_matvec += stored_steps
+    return outcome
 
 
 def _checked_memory_options(problem: Problem, memory: Any, reorthogonalize: Any) -> str:

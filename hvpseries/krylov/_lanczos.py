@@ -12,6 +12,7 @@ from .._core._array_api import device, dtype_name, epsilon, is_complex_dtype
 from .._core._checks import check_choice, check_positive_int
 from .._core._vector_space import VectorSpace
 from .._operators._base import LinearOperator
+from .._operators._convert import aslinearoperator
 from .._solve._rhs_scaling import accurate_norm
 from .._solve._validation import prepare_system, require_not_nonsymmetric
 
@@ -210,6 +211,34 @@ def run_lanczos(
 def check_reorthogonalize(reorthogonalize: Any) -> None:
     """Raise ``ValueError`` unless ``reorthogonalize`` is one of the known strategies."""
     check_choice(reorthogonalize, "reorthogonalize", REORTHOGONALIZE_CHOICES)
+
+
+def checked_symmetric_operator(A: Any, method: str) -> LinearOperator:
+    """Return ``A`` as a square operator not tagged non-symmetric, or raise naming ``method``.
+
+    Raises
+    ------
+    ValueError
+        For a non-square operator, or one tagged (or probed) non-symmetric.
+    TypeError
+        For an argument :func:`hvpseries.aslinearoperator` does not accept.
+    """
+    operator = aslinearoperator(A)
+    if not operator.is_square:
+        message = f"{method} needs a square operator, got shape {operator.shape}"
+        raise ValueError(message)
+    require_not_nonsymmetric(operator, method)
+    return operator
+
+
+def check_finite_coefficients(alpha: Any, beta: Any) -> None:
+    """Raise ``ValueError`` if Lanczos coefficients are not finite (a non-finite matvec)."""
+    if not (np.all(np.isfinite(alpha)) and np.all(np.isfinite(beta))):
+        message = (
+            "the operator produced NaN or infinite values on a finite vector; check its matvec "
+            "(and the matrix entries) for non-finite values and overflow"
+        )
+        raise ValueError(message)
 
 
 def check_real(operator: LinearOperator, method: str) -> None:

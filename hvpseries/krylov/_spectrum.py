@@ -12,9 +12,9 @@ import numpy as np
 from .._core._array_api import epsilon
 from .._core._checks import check_positive_int, check_tolerances
 from .._operators._base import LinearOperator
-from .._operators._convert import aslinearoperator
 from .._solve._rhs_scaling import accurate_norm
-from .._solve._validation import prepare_system, require_not_nonsymmetric
+from .._solve._validation import prepare_system
+from ._lanczos import check_finite_coefficients, checked_symmetric_operator
 
 __all__ = ["PowerIterationResult", "SpectralBounds", "power_iteration", "spectral_bounds"]
 
@@ -139,11 +139,7 @@ def spectral_bounds(A: Any, *, num_matvecs: int = 20, seed: int = 0) -> Spectral
     """
     from ._lanczos import run_lanczos
 
-    operator = aslinearoperator(A)
-    if not operator.is_square:
-        message = f"spectral_bounds needs a square operator, got shape {operator.shape}"
-        raise ValueError(message)
-    require_not_nonsymmetric(operator, "spectral_bounds")
+    operator = checked_symmetric_operator(A, "spectral_bounds")
     check_positive_int(num_matvecs, "num_matvecs")
     _check_seed(seed)
     n = operator.global_shape[0]
@@ -152,12 +148,7 @@ def spectral_bounds(A: Any, *, num_matvecs: int = 20, seed: int = 0) -> Spectral
         raise ValueError(message)
     start = _random_start(operator, seed)
     decomposition = run_lanczos(operator, start, min(num_matvecs, n), reorthogonalize="full")
-    if not (np.all(np.isfinite(decomposition.alpha)) and np.all(np.isfinite(decomposition.beta))):
-        message = (
-            "the operator produced NaN or infinite values on a finite vector; check its matvec "
-            "(and the matrix entries) for non-finite values and overflow"
-        )
-        raise ValueError(message)
+    check_finite_coefficients(decomposition.alpha, decomposition.beta)
     ritz = decomposition.ritz_values()
     residual = float(decomposition.beta[-1])
     theta_min, theta_max = float(ritz[0]), float(ritz[-1])
@@ -251,11 +242,7 @@ def power_iteration(
     >>> round(result.eigenvalue, 8), result.converged
     (-5.0, True)
     """
-    operator = aslinearoperator(A)
-    if not operator.is_square:
-        message = f"power_iteration needs a square operator, got shape {operator.shape}"
-        raise ValueError(message)
-    require_not_nonsymmetric(operator, "power_iteration")
+    operator = checked_symmetric_operator(A, "power_iteration")
     check_tolerances(rtol, 0.0)
     check_positive_int(maxiter, "maxiter")
     _check_seed(seed)

@@ -1,8 +1,13 @@
 """The thick-restart Lanczos engine of :func:`hvpseries.krylov.eigsh`, with stored products.
 
-The basis ``Q`` and its products ``W = A Q`` are kept side by side; every change of basis
-(restart, locking) applies the same coefficients to both, so the residuals of the final Ritz
-pairs follow from ``W`` without a matvec (see :func:`hvpseries.krylov.eigsh`, Notes).
+The basis ``Q`` and its products ``W = A Q`` are kept side by side: each Lanczos step computes
+``A q_j`` anyway, and every change of basis (restart, locking: ``Q <- Q S``) applies the same
+coefficients to them (``W <- W S``). The residual of a returned pair ``(theta, v = Q s)`` is
+``W s - theta v``, formed on the backend without a matvec. It differs from an explicit
+``A v - theta v`` only by rounding in ``W`` (of order ``eps ||A||`` per product and per restart,
+far below the rounding level of the tolerance), so it catches a loss of orthogonality or a
+non-symmetric operator as an explicit product would. The price is memory: ``ncv`` extra
+``n``-vectors, twice the basis (see :func:`hvpseries.krylov.eigsh`, Notes).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from typing import Any
 from .._core._array_api import as_python_float
 from .._core._result import Status
 from ._probes import (
-    MIN_SAMPLES,
     Estimation,
     ProbeEstimate,
     RangeSketch,
@@ -158,10 +157,7 @@ def diagonal(
     chosen = "xdiag" if method == "auto" else method
     if chosen == "xdiag" and settings.maxiter < 2:
         chosen = "hutchinson"
-    cost = 2 if chosen == "xdiag" else 1
-    if settings.n == 0 or settings.exact_first(
-        cost * max(settings.block, min(MIN_SAMPLES, settings.n))
-    ):
+    if settings.n == 0 or settings.exact_first(2 if chosen == "xdiag" else 1):
         return _exact(settings, 0)
     return _hutchinson(settings) if chosen == "hutchinson" else _xdiag(settings)
 
@@ -240,15 +236,10 @@ def _xdiag(settings: Estimation) -> DiagonalResult:
     operator = settings.operator
     xp = operator.xp
     sketch = RangeSketch(operator, settings.stream, adjoint=True)
-    n = settings.n
     estimate = error = xp.full_like(_zeros(settings), math.nan)
     while True:
-        k = sketch.size
-        count = min(max(settings.block, k // 4), (settings.maxiter - sketch.n_matvec) // 2, n - k)
+        count, verdict = settings.sketch_growth(sketch)
         if count < 1:
-            verdict = None
-            if k == n and sketch.n_matvec + n <= settings.maxiter:
-                verdict = "exact"
             return _finish(settings, verdict, estimate, error, sketch.n_matvec, "xdiag")
         sketch.grow(count)
         k = sketch.size

@@ -403,8 +403,27 @@ class Estimation:
             return "exact"
         return None
 
-    def exact_first(self, first_cost: int) -> bool:
-        """Whether ``n`` unit vectors cost no more than the method's first stopping test."""
+    def sketch_growth(self, sketch: RangeSketch) -> tuple[int, str | None]:
+        """Return how many probes to add next to an XTrace or XDiag sketch, or 0 and a verdict.
+
+        A block is ``max(block, k / 4)`` probes, two matvecs each, within ``maxiter`` and
+        ``n``. When no probe fits, the verdict is ``"exact"`` where the sketch holds all ``n``
+        probes and ``n`` more matvecs fit (the unit vectors), else None (out of matvecs).
+        """
+        k, n = sketch.size, self.n
+        count = min(max(self.block, k // 4), (self.maxiter - sketch.n_matvec) // 2, n - k)
+        if count >= 1:
+            return count, None
+        exact = k == n and sketch.n_matvec + n <= self.maxiter
+        return 0, "exact" if exact else None
+
+    def exact_first(self, cost_per_probe: int) -> bool:
+        """Whether ``n`` unit vectors cost no more than the method's first stopping test.
+
+        That test comes after ``max(block, min(MIN_SAMPLES, n))`` probes of ``cost_per_probe``
+        matvecs each (or at ``maxiter``).
+        """
+        first_cost = cost_per_probe * max(self.block, min(MIN_SAMPLES, self.n))
         return self.n <= min(first_cost, self.maxiter)
 
 

@@ -1,4 +1,9 @@
-"""Stochastic Lanczos quadrature: tr f(A) and log det A of a symmetric A."""
+"""Stochastic Lanczos quadrature: tr f(A) and log det A of a symmetric A.
+
+The tridiagonal eigenproblems of the Gauss rules run on the host in float64 on purpose (they
+are tiny); the Rademacher probes are drawn on the host from ``numpy.random.default_rng(seed)``
+and moved to the device once each.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,12 @@ from .._core._checks import check_choice, check_nonnegative, check_positive_int,
 from .._core._result import Status
 from .._core._scalar_function import checked_scalar_function
 from .._operators._base import LinearOperator
-from .._operators._convert import aslinearoperator
-from .._solve._validation import require_not_nonsymmetric
-from ..krylov._lanczos import LanczosProcess, check_real
+from ..krylov._lanczos import (
+    LanczosProcess,
+    check_finite_coefficients,
+    check_real,
+    checked_symmetric_operator,
+)
 from ..krylov._spectrum import _check_seed
 
 __all__ = [
@@ -139,8 +147,7 @@ def trace_of_function(
         The most probes of the adaptive run.
     lanczos_steps : int, optional
         A fixed number of Lanczos steps per probe. Default: adaptive, grown five at a time until
-        the probe's quadrature value changes by at most ``quadrature_rtol`` times the quadrature
-        of ``|f|`` over five steps.
+        the probe's quadrature meets ``quadrature_rtol`` (the test is in Notes).
     max_lanczos_steps : int, default 300
         The most Lanczos steps of an adaptive probe.
     quadrature_rtol : float, default 1e-3
@@ -180,15 +187,12 @@ def trace_of_function(
     after ``min_probes`` probes, as soon as ``standard_error <= max(rtol |estimate|, atol)``.
     The error of the estimate is then about ``standard_error`` (a normal approximation: in
     calibration runs over 100 seeds, within two standard errors plus ``quadrature_error`` in
-    92-95% of the runs and within three in 98-100%; fewer probes than ``min_probes`` make
-    the sample standard deviation unreliable) plus the quadrature error. Per probe, the
-    quadrature is checked every five steps and stops when
+    92-95% of the runs and within three in 98-100%) plus the quadrature error. Per probe,
+    the quadrature is checked every five steps and stops when
     ``|Q_m - Q_{m-5}| <= quadrature_rtol * ||z||^2 sum_i tau_i^2 |f(theta_i)|`` (relative to
     the quadrature of ``|f|``, so that a trace near zero from cancellation is fine); its error
     is estimated by the last two such changes. A Lanczos breakdown (an invariant Krylov
-    space) makes the rule exact. The tridiagonal eigenproblems run on the host in float64 on
-    purpose (they are tiny); the probes are drawn on the host from
-    ``numpy.random.default_rng(seed)`` and moved to the device once each.
+    space) makes the rule exact.
 
     References
     ----------
@@ -352,11 +356,7 @@ def checked_operator(A: Any, method: str) -> LinearOperator:
     ValueError, TypeError
         Naming ``method`` and what is wrong with ``A``.
     """
-    operator = aslinearoperator(A)
-    if not operator.is_square:
-        message = f"{method} needs a square operator, got shape {operator.shape}"
-        raise ValueError(message)
-    require_not_nonsymmetric(operator, method)
+    operator = checked_symmetric_operator(A, method)
     check_real(operator, method)
     if operator.global_shape[0] == 0:
         message = f"{method} needs a non-empty operator (got shape (0, 0))"
@@ -471,15 +471,22 @@ def _probe_quadrature(
     """
     n = operator.global_shape[0]
     cap = min(lanczos_steps if lanczos_steps is not None else max_lanczos_steps, n)
-    if lanczos_steps is not None:
-        # A fixed budget: run it, and compare with the rules five and ten steps shorter.
-        while process.num_steps < cap and process.step():
+
+    def run_to(target: int) -> tuple[float, float, bool]:
+        # Step to `target` steps (or a breakdown); return the rule's value, the same for |f|
+        # (the scale of its error), and whether the value is final (exact rule, or not finite).
+        while process.num_steps < target and process.step():
             pass
         check_finite(process)
-        m = process.num_steps
-        value, _ = _quadrature(process, m, f, check_ritz, n)
-        if _exact(process, n) or not math.isfinite(value):
+        value, scale = _quadrature(process, process.num_steps, f, check_ritz, n)
+        return value, scale, _exact(process, n) or not math.isfinite(value)
+
+    if lanczos_steps is not None:
+        # A fixed budget: run it, and compare with the rules five and ten steps shorter.
+        value, _, final = run_to(cap)
+        if final:
             return value, 0.0, True
+        m = process.num_steps
         shorter = [k for k in (m - _CHECKPOINT_SPACING, m - 2 * _CHECKPOINT_SPACING) if k >= 1]
         values = [value] + [_quadrature(process, k, f, check_ritz, n)[0] for k in shorter]
         changes = list(np.abs(np.diff(values[::-1])))  # oldest first
@@ -487,19 +494,14 @@ def _probe_quadrature(
     previous: float | None = None
     changes: list[float] = []
     while True:
-        target = min(process.num_steps + _CHECKPOINT_SPACING, cap)
-        while process.num_steps < target and process.step():
-            pass
-        check_finite(process)
-        m = process.num_steps
-        value, scale = _quadrature(process, m, f, check_ritz, n)
-        if _exact(process, n) or not math.isfinite(value):
+        value, scale, final = run_to(min(process.num_steps + _CHECKPOINT_SPACING, cap))
+        if final:
             return value, 0.0, True
         if previous is not None:
             changes.append(abs(value - previous))
             if changes[-1] <= quadrature_rtol * scale:
                 return value, _error_from_changes(changes), True
-        if m >= cap:
+        if process.num_steps >= cap:
             return value, _error_from_changes(changes), False
         previous = value
 
@@ -520,12 +522,7 @@ def _exact(process: LanczosProcess, n: int) -> bool:
 
 def check_finite(process: LanczosProcess) -> None:
     """Raise ``ValueError`` if the Lanczos coefficients are not finite (a non-finite matvec)."""
-    if not (all(map(math.isfinite, process.alpha)) and all(map(math.isfinite, process.beta))):
-        message = (
-            "the operator produced NaN or infinite values on a finite vector; check its matvec "
-            "(and the matrix entries) for non-finite values and overflow"
-        )
-        raise ValueError(message)
+    check_finite_coefficients(process.alpha, process.beta)
 
 
 def _quadrature(

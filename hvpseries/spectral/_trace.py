@@ -36,7 +36,6 @@ import numpy as np
 from .._core._array_api import host_values
 from .._core._result import Status
 from ._probes import (
-    MIN_SAMPLES,
     Estimation,
     ProbeEstimate,
     RangeSketch,
@@ -49,6 +48,9 @@ from ._quadrature import SpectralTraceResult, trace_of_function
 __all__ = ["TraceResult", "trace"]
 
 METHODS = ("auto", "hutchinson", "hutch++", "xtrace")
+# The fewest matvecs of a run, and the cost of a probe towards the first stopping test:
+# Hutch++ needs 3 (one sketch column, its image, one residual probe), XTrace 2.
+_MATVECS_PER_PROBE = {"hutchinson": 1, "hutch++": 3, "xtrace": 2}
 
 
 @dataclass(frozen=True)
@@ -190,14 +192,9 @@ def trace(
     chosen = "xtrace" if method == "auto" else method
     if settings.n == 0:
         return TraceResult(0.0, 0.0, 0, Status.SUCCESS, "exact")
-    # Hutch++ needs 3 matvecs (one sketch column, its image, one residual probe), XTrace 2
-    smallest = {"hutchinson": 1, "hutch++": 3, "xtrace": 2}[chosen]
-    if settings.maxiter < smallest:
+    if settings.maxiter < _MATVECS_PER_PROBE[chosen]:
         chosen = "hutchinson"
-    first = {"hutchinson": 1, "hutch++": 3, "xtrace": 2}[chosen] * max(
-        settings.block, min(MIN_SAMPLES, settings.n)
-    )
-    if settings.exact_first(first):
+    if settings.exact_first(_MATVECS_PER_PROBE[chosen]):
         return _exact(settings, 0)
     run = {"hutchinson": _hutchinson, "hutch++": _hutch_plus_plus, "xtrace": _xtrace}[chosen]
     return run(settings)
@@ -315,15 +312,10 @@ def _hutch_plus_plus(settings: Estimation) -> TraceResult:
 
 def _xtrace(settings: Estimation) -> TraceResult:
     sketch = RangeSketch(settings.operator, settings.stream)
-    n = settings.n
     estimate, error = math.nan, math.inf
     while True:
-        k = sketch.size
-        count = min(max(settings.block, k // 4), (settings.maxiter - sketch.n_matvec) // 2, n - k)
+        count, verdict = settings.sketch_growth(sketch)
         if count < 1:
-            verdict = None
-            if k == n and sketch.n_matvec + n <= settings.maxiter:
-                verdict = "exact"
             return _finish(settings, verdict, estimate, error, sketch.n_matvec, "xtrace")
         sketch.grow(count)
         if sketch.size < 2:
