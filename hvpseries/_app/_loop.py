@@ -235,6 +235,7 @@ class _Training:
 
     @property
     def batches_per_epoch(self) -> int:
+        """The number of batches in one pass over the training set."""
         return max(1, math.ceil(self.n_train / self.batch_size))
 
     @property
@@ -244,6 +245,7 @@ class _Training:
 
     @property
     def budget_spent(self) -> bool:
+        """Whether a time budget is set and all its marks are recorded."""
         return self.budget is not None and self.marks_recorded == self.budget.time_points
 
     def bar_length(self, epochs: int | None) -> float:

@@ -44,9 +44,11 @@ class _RowShardedSpace(VectorSpace):
         return partial
 
     def inner(self, x: Any, y: Any) -> Any:
+        """Return the global column-wise inner products (one all-reduce)."""
         return self._all_reduce(super().inner(x, y))
 
     def norm(self, x: Any) -> Any:
+        """Return the global norm of a vector or of each column (one all-reduce)."""
         xp = self._xp
         squares = super().inner(x, x)
         if xp.isdtype(squares.dtype, "complex floating"):
@@ -54,9 +56,11 @@ class _RowShardedSpace(VectorSpace):
         return xp.sqrt(self._all_reduce(squares))
 
     def gram(self, X: Any, Y: Any) -> Any:
+        """Return the global inner products ``X^H Y`` (one all-reduce)."""
         return self._all_reduce(super().gram(X, Y))
 
     def all_finite(self, x: Any) -> bool:
+        """Return whether every rank's rows are finite (the same answer on all ranks)."""
         xp = self._xp
         # The number of ranks holding a non-finite entry, summed: one all-reduce.
         flag = xp.asarray(
@@ -65,6 +69,7 @@ class _RowShardedSpace(VectorSpace):
         return float(self._all_reduce(flag)[0]) == 0.0
 
     def global_length(self, length: int) -> int:
+        """Return the global length of vectors with ``length`` local rows (checked)."""
         if length != self.local_size:
             message = (
                 f"rank {self.rank} holds {self.local_size} rows of the sharded vectors, not "
@@ -74,6 +79,7 @@ class _RowShardedSpace(VectorSpace):
         return self.global_size
 
     def shard(self, x: Any) -> Any:
+        """Return this rank's rows of a global vector or block."""
         return x[self.offset : self.offset + self.local_size, ...]
 
     def __eq__(self, other: object) -> bool:
