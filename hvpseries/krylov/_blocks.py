@@ -366,7 +366,9 @@ class BlockSolve(abc.ABC):
     def report_progress(self) -> None:
         """Call the callback (if any) with the current iterate in the shape of ``b``."""
         if self.callback is not None:
-            self.callback(self.book.assemble(self.xp, self.X, self.system.vector))
+            # a copy: a solver may go on to update its iterate in place
+            iterate = self.book.assemble(self.xp, self.X, self.system.vector)
+            self.callback(self.xp.asarray(iterate, copy=True))
 
     def true_residual(self, positions: list[int] | None = None) -> tuple[Any, np.ndarray]:
         """``B - A X`` on the columns at ``positions`` (the whole block if None), host norms."""

@@ -145,10 +145,18 @@ class _ConjugateGradients(BlockSolve):
             if keep is None:
                 return False
             R = take_columns(self.xp, R, keep)
+        # X, R and P are updated in place (as SciPy's cg does): none may share memory with b,
+        # x0 or each other. Not where autograd recorded them for a backward pass.
+        self.in_place = not any(getattr(v, "requires_grad", False) for v in (R, self.X))
+        if self.in_place:
+            if self.system.x0 is not None:
+                self.X = self.xp.asarray(self.X, copy=True)
+            if R is self.B:
+                R = self.xp.asarray(R, copy=True)
         self.R = R
-        Z = self.precondition(R) if self.precondition is not None else R
-        self.rho = column_dots(self.space, R, Z)
-        self.P = Z
+        Z = self.precondition(self.R) if self.precondition is not None else self.R
+        self.rho = column_dots(self.space, self.R, Z)
+        self.P = self.xp.asarray(Z, copy=True) if Z is self.R and self.in_place else Z
         return True
 
     def step(self, iteration: int) -> bool:
@@ -159,8 +167,13 @@ class _ConjugateGradients(BlockSolve):
         curvature = column_dots(space, self.P, Q)
         positive = curvature > 0
         alpha = xp.where(positive, self.rho / xp.where(positive, curvature, 1.0), 0.0)
-        self.X = self.X + alpha * self.P
-        self.R = self.R - alpha * Q
+        if self.in_place:
+            self.X += alpha * self.P
+            self.R -= alpha * Q
+        else:
+            self.X = self.X + alpha * self.P
+            self.R = self.R - alpha * Q
+        del Q  # freed before a true-residual check needs two vectors of its own
         rho_next = None
         if self.precondition is None:
             rho_next = column_dots(space, self.R, self.R)
@@ -271,7 +284,11 @@ class _ConjugateGradients(BlockSolve):
             # Those columns restart CG from the current iterate (beta = 0), a valid CG run.
             mask = xp.asarray(self.restart, device=device(beta))
             beta = xp.where(mask, xp.zeros_like(beta), beta)
-        self.P = Z + beta * self.P
+        if self.in_place:
+            self.P *= beta
+            self.P += Z
+        else:
+            self.P = Z + beta * self.P
         self.rho = rho_next
 
     def final_residual_norms(self) -> np.ndarray:
