@@ -198,7 +198,12 @@ class _MinimalResidual(BlockSolve):
         self.old_beta, self.beta, self.phibar = zeros, beta1, beta1
         self.dbar, self.epsln = zeros, zeros
         self.cs, self.sn = zeros - 1.0, zeros
-        self.W = self.W2 = xp.zeros_like(self.X)
+        # X and the directions W are updated in place (three separate buffers; X not x0's
+        # memory), except where autograd recorded them for a backward pass.
+        self.in_place = not any(getattr(v, "requires_grad", False) for v in (R1, self.X))
+        if self.in_place and self.system.x0 is not None:
+            self.X = xp.asarray(self.X, copy=True)
+        self.W, self.W2 = xp.zeros_like(self.X), xp.zeros_like(self.X)
         self.R1, self.R2, self.Y = R1, R1, Y
         # the diagonal of the QR factor of the Lanczos matrix gives a condition estimate;
         # beyond 0.1 / eps the system is singular to working precision and the iterates blow up
@@ -276,8 +281,17 @@ class _MinimalResidual(BlockSolve):
         phi = self.cs * self.phibar
         self.phibar = self.sn * self.phibar
         W1, self.W2 = self.W2, self.W
-        self.W = (V - old_epsln * W1 - delta * self.W2) / gamma
-        self.X = self.X + phi * self.W
+        if self.in_place:
+            # the oldest direction's buffer becomes the new one: (V - e W1 - d W2) / gamma
+            W1 *= -old_epsln
+            W1 -= delta * self.W2
+            W1 += V
+            W1 /= gamma
+            self.W = W1
+            self.X += phi * self.W
+        else:
+            self.W = (V - old_epsln * W1 - delta * self.W2) / gamma
+            self.X = self.X + phi * self.W
         return least_squares
 
     def _sort_flagged(
