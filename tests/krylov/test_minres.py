@@ -153,26 +153,28 @@ def test_zero_rhs_with_a_guess_returns_zero(backend, solver) -> None:
 
 
 @pytest.mark.parametrize("columns", [None, 3])
-def test_minres_in_place_updates_leave_b_and_the_callbacks_iterates_alone(backend, columns):
-    problem = PROBLEMS["indefinite"]
-    A = backend.asarray(problem.matrix)
+@pytest.mark.parametrize(("solver", "name"), [(krylov.cg, "spd"), (krylov.minres, "indefinite")])
+def test_in_place_updates_leave_b_and_the_callbacks_iterates_alone(backend, solver, name, columns):
+    problem = PROBLEMS[name]
     b = backend.asarray(problem.rhs(columns))
     saved = backend.to_numpy(b).copy()
     iterates = []
     rtol = 1e-8 if backend.dtype_name == "float64" else 1e-4
-    result = krylov.minres(A, b, rtol=rtol, callback=iterates.append)
+    result = solver(backend.asarray(problem.matrix), b, rtol=rtol, callback=iterates.append)
     assert result.converged and len(iterates) == result.n_iter >= 3
     np.testing.assert_array_equal(backend.to_numpy(b), saved)
+    # each iterate is its own array: the later in-place updates did not reach the stored ones
     first, last = backend.to_numpy(iterates[0]), backend.to_numpy(iterates[-1])
     assert not np.allclose(first, last)
     np.testing.assert_allclose(last, backend.to_numpy(result.x), rtol=1e-12, atol=0)
 
 
-def test_minres_differentiates_through_torch_autograd():
+@pytest.mark.parametrize(("solver", "lowest"), [(krylov.cg, 1.0), (krylov.minres, -1.0)])
+def test_backward_passes_through_cg_and_minres(solver, lowest):
     torch = pytest.importorskip("torch")
-    matrix = torch.diag(torch.tensor([-1.0, 2.0, 4.0, 8.0], dtype=torch.float64))
+    matrix = torch.diag(torch.tensor([lowest, 2.0, 4.0, 8.0], dtype=torch.float64))
     b = torch.ones(4, dtype=torch.float64, requires_grad=True)
-    result = krylov.minres(hs.aslinearoperator(matrix, symmetric=True), b, rtol=1e-12)
-    result.x.sum().backward()  # in-place updates would break the recorded graph
-    expected = torch.tensor([-1.0, 0.5, 0.25, 0.125], dtype=torch.float64)
+    operator = hs.aslinearoperator(matrix, symmetric=True, psd=lowest > 0 or None)
+    solver(operator, b, rtol=1e-12).x.sum().backward()  # in place would break the graph
+    expected = torch.tensor([1.0 / lowest, 0.5, 0.25, 0.125], dtype=torch.float64)
     torch.testing.assert_close(b.grad, expected)
