@@ -122,6 +122,15 @@ def is_complex_dtype(xp: ModuleType, dtype: Any) -> bool:
     return bool(xp.isdtype(dtype, "complex floating"))
 
 
+def requires_grad(x: Any) -> bool:
+    """Return whether autograd records operations on ``x`` (a torch tensor that requires grad).
+
+    Solvers that update their vectors in place fall back to new arrays for such inputs: an
+    in-place change of a tensor autograd saved breaks the backward pass.
+    """
+    return bool(getattr(x, "requires_grad", False))
+
+
 def cast_without_loss(xp: ModuleType, x: Any, dtype: Any, what: str) -> Any:
     """Return ``x`` in the operator's ``dtype``; raise ``TypeError`` if that would lose precision.
 
@@ -133,7 +142,7 @@ def cast_without_loss(xp: ModuleType, x: Any, dtype: Any, what: str) -> Any:
     if xp.result_type(x.dtype, dtype) != dtype:
         message = (
             f"{what} has dtype {dtype_name(x.dtype)} but the operator computes in "
-            f"{dtype_name(dtype)}; cast {what} to {dtype_name(dtype)} or build the operator in "
+            f"{dtype_name(dtype)}; cast it to {dtype_name(dtype)} or build the operator in "
             f"{dtype_name(x.dtype)} (no silent loss of precision)"
         )
         raise TypeError(message)

@@ -290,6 +290,7 @@ class BlockSolve(abc.ABC):
         self.n_checks = 0
         self.B = system.rhs
         self.X: Any = None
+        self.in_place = False  # whether the solver updates X in place (set by its start)
         self.tol = system.tol.copy()
         self.last_true = np.full(self.book.k, np.inf)
         self._device_threshold: Any = None
@@ -366,9 +367,10 @@ class BlockSolve(abc.ABC):
     def report_progress(self) -> None:
         """Call the callback (if any) with the current iterate in the shape of ``b``."""
         if self.callback is not None:
-            # a copy: a solver may go on to update its iterate in place
             iterate = self.book.assemble(self.xp, self.X, self.system.vector)
-            self.callback(self.xp.asarray(iterate, copy=True))
+            if self.in_place:  # a copy: the solver goes on to update its iterate in place
+                iterate = self.xp.asarray(iterate, copy=True)
+            self.callback(iterate)
 
     def true_residual(self, positions: list[int] | None = None) -> tuple[Any, np.ndarray]:
         """``B - A X`` on the columns at ``positions`` (the whole block if None), host norms."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core._array_api import device
+from .._core._array_api import device, requires_grad
 from .._core._result import SolveResult, Status
 from .._solve._problem import Problem, finish, pose
 from ._blocks import (
@@ -145,18 +145,17 @@ class _ConjugateGradients(BlockSolve):
             if keep is None:
                 return False
             R = take_columns(self.xp, R, keep)
-        # X, R and P are updated in place (as SciPy's cg does): none may share memory with b,
-        # x0 or each other. Not where autograd recorded them for a backward pass.
-        self.in_place = not any(getattr(v, "requires_grad", False) for v in (R, self.X))
-        if self.in_place:
-            if self.system.x0 is not None:
-                self.X = self.xp.asarray(self.X, copy=True)
-            if R is self.B:
-                R = self.xp.asarray(R, copy=True)
+        # X, R and P are updated in place (as SciPy's cg does), so none may share memory with
+        # b or with another (X starts from the system's own copy of x0, or zeros; P is a copy
+        # of M R, which may be a view of R or a buffer M reuses); never where autograd records
+        # the solve (see step).
+        self.in_place = not any(requires_grad(v) for v in (R, self.X))
+        if self.in_place and R is self.B:
+            R = self.xp.asarray(R, copy=True)
         self.R = R
         Z = self.precondition(self.R) if self.precondition is not None else self.R
         self.rho = column_dots(self.space, self.R, Z)
-        self.P = self.xp.asarray(Z, copy=True) if Z is self.R and self.in_place else Z
+        self.P = self.xp.asarray(Z, copy=True) if self.in_place else Z
         return True
 
     def step(self, iteration: int) -> bool:
@@ -167,6 +166,8 @@ class _ConjugateGradients(BlockSolve):
         curvature = column_dots(space, self.P, Q)
         positive = curvature > 0
         alpha = xp.where(positive, self.rho / xp.where(positive, curvature, 1.0), 0.0)
+        if self.in_place and (requires_grad(Q) or requires_grad(alpha)):
+            self.in_place = False  # A or M carries autograd parameters: from here, new arrays
         if self.in_place:
             self.X += alpha * self.P
             self.R -= alpha * Q

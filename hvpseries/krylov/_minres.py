@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core._array_api import epsilon
+from .._core._array_api import epsilon, requires_grad
 from .._core._result import SolveResult, Status
 from .._solve._problem import Problem, finish, pose
 from ._blocks import (
@@ -198,11 +198,9 @@ class _MinimalResidual(BlockSolve):
         self.old_beta, self.beta, self.phibar = zeros, beta1, beta1
         self.dbar, self.epsln = zeros, zeros
         self.cs, self.sn = zeros - 1.0, zeros
-        # X and the directions W are updated in place (three separate buffers; X not x0's
-        # memory), except where autograd recorded them for a backward pass.
-        self.in_place = not any(getattr(v, "requires_grad", False) for v in (R1, self.X))
-        if self.in_place and self.system.x0 is not None:
-            self.X = xp.asarray(self.X, copy=True)
+        # X and the directions W are updated in place (three separate buffers; X starts from
+        # the system's own copy of x0, or zeros), never where autograd records the solve.
+        self.in_place = not any(requires_grad(v) for v in (R1, self.X))
         self.W, self.W2 = xp.zeros_like(self.X), xp.zeros_like(self.X)
         self.R1, self.R2, self.Y = R1, R1, Y
         # the diagonal of the QR factor of the Lanczos matrix gives a condition estimate;
@@ -281,6 +279,8 @@ class _MinimalResidual(BlockSolve):
         phi = self.cs * self.phibar
         self.phibar = self.sn * self.phibar
         W1, self.W2 = self.W2, self.W
+        if self.in_place and (requires_grad(V) or requires_grad(gamma)):
+            self.in_place = False  # A or M carries autograd parameters: from here, new arrays
         if self.in_place:
             # the oldest direction's buffer becomes the new one: (V - e W1 - d W2) / gamma
             W1 *= -old_epsln

@@ -113,3 +113,24 @@ def test_array_api_strict_overflow_in_a_norm_is_silent() -> None:
     operator = hs.aslinearoperator(xps.asarray(np.diag(np.linspace(1.0, 2.0, 50)) * 1e160))
     decomposition = krylov.lanczos(operator, xps.asarray(np.ones(50)), 10)
     assert decomposition.num_steps == 10
+
+
+def test_basis_falls_back_to_a_growing_block_when_a_whole_one_is_refused(monkeypatch):
+    # A block of 64 host vectors larger than the machine's memory is refused outright under
+    # Linux's default overcommit rule; the basis then starts small and grows.
+    from hvpseries.krylov import _lanczos
+
+    real_empty = np.empty
+
+    def refusing_empty(shape, *args, **kwargs):
+        if isinstance(shape, tuple) and shape[0] == _lanczos._CHUNK:
+            message = "Unable to allocate a whole block"
+            raise MemoryError(message)
+        return real_empty(shape, *args, **kwargs)
+
+    monkeypatch.setattr(np, "empty", refusing_empty)
+    A = np.diag(np.linspace(1.0, 2.0, 100))
+    b = np.ones(100)
+    result = krylov.funm_lanczos(A, b, np.sqrt, rtol=1e-10)
+    assert result.status is hs.Status.SUCCESS
+    np.testing.assert_allclose(result.x, np.sqrt(np.diag(A)) * b, rtol=1e-9)

@@ -178,3 +178,16 @@ def test_backward_passes_through_cg_and_minres(solver, lowest):
     solver(operator, b, rtol=1e-12).x.sum().backward()  # in place would break the graph
     expected = torch.tensor([1.0 / lowest, 0.5, 0.25, 0.125], dtype=torch.float64)
     torch.testing.assert_close(b.grad, expected)
+
+
+@pytest.mark.parametrize(("solver", "lowest"), [(krylov.cg, 1.0), (krylov.minres, -1.0)])
+def test_backward_reaches_an_operator_that_requires_grad(solver, lowest):
+    torch = pytest.importorskip("torch")
+    diagonal = torch.tensor([lowest, 2.0, 4.0, 8.0], dtype=torch.float64)
+    matrix = torch.diag(diagonal).requires_grad_()
+    b = torch.ones(4, dtype=torch.float64)  # b does not require grad: A does
+    operator = hs.aslinearoperator(matrix, symmetric=True, psd=lowest > 0 or None)
+    x = solver(operator, b, rtol=1e-12).x
+    x.sum().backward()  # d(1^T A^-1 b)/dA = -(A^-1 1) (A^-1 b)^T
+    expected = -torch.outer(1 / diagonal, 1 / diagonal)
+    torch.testing.assert_close(torch.diagonal(matrix.grad), torch.diagonal(expected))
