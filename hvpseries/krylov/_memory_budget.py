@@ -78,15 +78,26 @@ def _meminfo_available() -> int | None:
     return None
 
 
-# (limit, usage) files of cgroup v2 and v1: a container's memory is its limit minus its use
+# (limit, usage, statistics, the page cache the kernel reclaims first) of cgroup v2 and v1: a
+# container's free memory is its limit minus what it uses, not counting that cache
 _CGROUP_FILES = (
-    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    (
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory.current",
+        "/sys/fs/cgroup/memory.stat",
+        "inactive_file",
+    ),
+    (
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        "/sys/fs/cgroup/memory/memory.stat",
+        "total_inactive_file",
+    ),
 )
 
 
 def _cgroup_free() -> int | None:
-    for limit_file, usage_file in _CGROUP_FILES:
+    for limit_file, usage_file, stat_file, reclaimable_key in _CGROUP_FILES:
         try:
             with open(limit_file, encoding="ascii") as f:
                 limit = f.read().strip()
@@ -95,5 +106,19 @@ def _cgroup_free() -> int | None:
         except (OSError, ValueError):
             continue
         if limit.isdigit() and int(limit) < 2**60:  # "max" or a huge v1 value: no limit
+            usage -= min(_cgroup_statistic(stat_file, reclaimable_key), usage)
             return max(int(limit) - usage, 0)
     return None
+
+
+def _cgroup_statistic(stat_file: str, key: str) -> int:
+    """Return the value of ``key`` in a cgroup's ``memory.stat`` (0 if it cannot be read)."""
+    try:
+        with open(stat_file, encoding="ascii") as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0

@@ -127,3 +127,26 @@ def test_a_container_limit_caps_the_host_memory() -> None:
         mock.patch.object(_memory_budget, "_cgroup_free", return_value=10**9),
     ):
         assert _memory_budget._host_free_bytes() == 10**9
+
+
+@pytest.mark.parametrize("reclaimable", [0, 3 * 10**9])
+def test_cgroup_free_memory_does_not_count_reclaimable_page_cache(
+    tmp_path, monkeypatch, reclaimable
+):
+    limit, usage, stat = tmp_path / "memory.max", tmp_path / "memory.current", tmp_path / "stat"
+    limit.write_text(f"{8 * 10**9}\n")
+    usage.write_text(f"{5 * 10**9}\n")
+    stat.write_text(f"anon 2000000000\ninactive_file {reclaimable}\nactive_file 7\n")
+    files = ((str(limit), str(usage), str(stat), "inactive_file"),)
+    monkeypatch.setattr(_memory_budget, "_CGROUP_FILES", files)
+    # 8 GB limit, 5 GB used of which `reclaimable` is page cache the kernel drops first
+    assert _memory_budget._cgroup_free() == 3 * 10**9 + reclaimable
+
+
+def test_cgroup_without_a_limit_sets_none(tmp_path, monkeypatch):
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    limit.write_text("max\n")
+    usage.write_text("123\n")
+    files = ((str(limit), str(usage), str(tmp_path / "missing"), "inactive_file"),)
+    monkeypatch.setattr(_memory_budget, "_CGROUP_FILES", files)
+    assert _memory_budget._cgroup_free() is None
