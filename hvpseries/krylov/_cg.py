@@ -154,6 +154,7 @@ class _ConjugateGradients(BlockSolve):
             R = self.xp.asarray(R, copy=True)
         self.R = R
         Z = self.precondition(self.R) if self.precondition is not None else self.R
+        self.in_place = self.in_place and not requires_grad(Z)  # M with autograd parameters
         self.rho = column_dots(self.space, self.R, Z)
         self.P = self.xp.asarray(Z, copy=True) if self.in_place else Z
         return True

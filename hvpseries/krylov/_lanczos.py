@@ -266,8 +266,7 @@ class _Basis:
 
     The coefficients of a projection are inner products, taken in ``space``: one
     ``space.gram`` call (one reduction) per stored block. The block being filled is a
-    buffer whose rows are written in place (in device memory its capacity doubles up to
-    ``_CHUNK``), so a
+    buffer whose rows are written in place (see :meth:`_first_block` for its capacity), so a
     projection never copies the basis: stacking the pending vectors at every step cost
     ``O(n m^2)`` copies, 17 ms of a 20-step refresh at ``n = 1.5 * 10^5``.
     """
@@ -308,10 +307,11 @@ class _Basis:
     def _first_block(self, q: Any) -> Any:
         """Return an empty block for the rows to come, ``q``'s shape, dtype and device.
 
-        Host memory is mapped only where written: a whole block costs nothing until used,
-        and growing it would copy rows (an append took 3.4x longer at ``n = 10^5``). Device
-        memory is taken at once, and so is host memory the system refuses to promise (a
-        block larger than the machine's memory): those blocks start small and grow.
+        On the host a whole block of ``_CHUNK`` rows: its memory is mapped only where rows
+        are written, and growing a block copies rows (an append took 3.4x longer at
+        ``n = 10^5``). Device memory is taken when allocated, so a device block starts at
+        ``_FIRST_CAPACITY`` rows and doubles; so does a host block the allocator refuses
+        (larger than the machine's memory, under Linux's default overcommit rule).
         """
         xp = self.xp
         if "cpu" in str(device(q)).lower():

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
@@ -191,3 +193,26 @@ def test_backward_reaches_an_operator_that_requires_grad(solver, lowest):
     x.sum().backward()  # d(1^T A^-1 b)/dA = -(A^-1 1) (A^-1 b)^T
     expected = -torch.outer(1 / diagonal, 1 / diagonal)
     torch.testing.assert_close(torch.diagonal(matrix.grad), torch.diagonal(expected))
+
+
+@pytest.mark.parametrize("solver", [krylov.cg, krylov.minres])
+def test_backward_through_a_preconditioner_that_requires_grad(solver):
+    torch = pytest.importorskip("torch")
+    diagonal = torch.tensor([1.0, 2.0, 4.0, 8.0], dtype=torch.float64)
+    scale = (1 / diagonal).requires_grad_()
+    M = hs.FunctionOperator(
+        lambda v: scale * v,
+        (4, 4),
+        like=diagonal,
+        matmat=lambda X: scale[:, None] * X,
+        symmetric=True,
+        psd=True,
+    )
+    A = hs.aslinearoperator(torch.diag(diagonal), symmetric=True, psd=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no copy of a tensor autograd records
+        result = solver(A, torch.ones(4, dtype=torch.float64), M=M, rtol=1e-12)
+        result.x.sum().backward()
+    torch.testing.assert_close(result.x, 1 / diagonal)
+    # the solution A^-1 b does not depend on M: its gradient vanishes up to rounding
+    assert float(torch.max(torch.abs(scale.grad))) < 1e-10
