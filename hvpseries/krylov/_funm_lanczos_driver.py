@@ -64,6 +64,7 @@ import numpy as np
 import scipy.linalg
 
 from .._core._array_api import device, epsilon
+from .._core._in_place import add_scaled_
 from .._core._result import Status
 from .._operators._base import LinearOperator
 from ._analyticity import Analyticity, analyticity
@@ -96,6 +97,8 @@ _FINAL_ACCURACY = 1e-14
 # the tolerance, Lanczos goes on to twice the steps (at least this many more) for the bound;
 # then the status is UNVERIFIED.
 _CERTIFICATE_MIN_STEPS = 32
+# Differences below this many sqrt(m) eps ||y|| mean the iterates stopped changing (flat).
+_FLAT_LEVEL = 10.0
 # Differences between agreeing iterates below this many eps ||y|| are rounding noise.
 _NOISE_LEVEL = 1000.0
 
@@ -267,7 +270,9 @@ class _FunmLanczos:
                 differences.append((m - previous_m, difference))
                 estimate, rate = _extrapolated_error(differences)
             settled = rate is not None and rate < 1.0 and estimate <= tolerance
-            flat = bool(differences) and finite and differences[-1][1] <= 10.0 * self.eps * y_norm
+            # rounding in m steps adds up like a random walk: flat is sqrt(m) eps-level
+            flat_level = _FLAT_LEVEL * math.sqrt(m) * self.eps * y_norm
+            flat = bool(differences) and finite and differences[-1][1] <= flat_level
             # Once the iterates have agreed, differences at the rounding level (just above the
             # flat test's, in either direction at random) are noise, not new spectrum: they
             # keep the count of steps waiting for the bound, but never certify.
@@ -452,14 +457,12 @@ class _FunmLanczos:
     def _second_pass(self, q0: Any, y: np.ndarray) -> tuple[Any, int]:
         # Rerun the identical recurrence (same operations, so the same vectors) and
         # accumulate x = sum_j y_j q_j without storing the basis.
-        xp = self.operator.xp
         process = LanczosProcess(self.operator, q0, reorthogonalize="none", store=False)
-        coefficients = xp.asarray(y, dtype=self.operator.dtype, device=self.operator.device)
-        x = coefficients[0] * q0
+        x = q0 * float(y[0])  # a new array, updated in place from here
         for j in range(1, y.size):
             if not process.step():
                 break
-            x = x + coefficients[j] * process.q
+            x = add_scaled_(x, process.q, float(y[j]))
         return x, process.n_matvec
 
 

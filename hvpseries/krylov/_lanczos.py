@@ -8,8 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from .._core._array_api import device, dtype_name, epsilon, is_complex_dtype, requires_grad
+from .._core._array_api import (
+    add_scaled,
+    device,
+    dtype_name,
+    epsilon,
+    is_complex_dtype,
+    requires_grad,
+)
 from .._core._checks import check_choice, check_positive_int
+from .._core._in_place import add_scaled_, divide_into
 from .._core._vector_space import VectorSpace
 from .._operators._base import LinearOperator
 from .._operators._convert import aslinearoperator
@@ -283,22 +291,47 @@ class _Basis:
 
     def append(self, q: Any) -> None:
         """Add the basis vector ``q``; a full block is moved to the stored blocks."""
-        xp = self.xp
         if requires_grad(q):
-            # autograd may have saved the rows for a backward pass: a new tensor, never in place
-            row = q[None, ...]
-            used = None if self.buffer is None else self.buffer[: self.count, ...]
-            self.buffer = row if used is None else xp.concat([used, row], axis=0)
+            self._concat(q)
         else:
-            if self.buffer is None:
-                self.buffer = self._first_block(q)
-            elif self.count == self.buffer.shape[0]:
-                grown = xp.empty(
-                    (min(2 * self.count, _CHUNK), *q.shape), dtype=q.dtype, device=device(q)
-                )
-                grown[: self.count, ...] = self.buffer
-                self.buffer = grown
-            self.buffer[self.count, ...] = q
+            self._next_row(q)[...] = q
+            self._count_row()
+
+    def append_quotient(self, w: Any, beta: float) -> Any:
+        """Store ``w / beta`` as the next basis vector and return it.
+
+        The quotient is written straight into its row (one pass, no temporary vector); the
+        returned vector is that row, a view of the stored block.
+        """
+        if requires_grad(w):
+            q = w / beta
+            self._concat(q)
+            return q
+        q = divide_into(self._next_row(w), w, beta)
+        self._count_row()
+        return q
+
+    def _concat(self, q: Any) -> None:
+        # autograd may have saved the rows for a backward pass: a new tensor, never in place
+        row = q[None, ...]
+        used = None if self.buffer is None else self.buffer[: self.count, ...]
+        self.buffer = row if used is None else self.xp.concat([used, row], axis=0)
+        self._count_row()
+
+    def _next_row(self, q: Any) -> Any:
+        """Return the buffer row the next vector goes to (a view), growing the buffer."""
+        xp = self.xp
+        if self.buffer is None:
+            self.buffer = self._first_block(q)
+        elif self.count == self.buffer.shape[0]:
+            grown = xp.empty(
+                (min(2 * self.count, _CHUNK), *q.shape), dtype=q.dtype, device=device(q)
+            )
+            grown[: self.count, ...] = self.buffer
+            self.buffer = grown
+        return self.buffer[self.count, ...]
+
+    def _count_row(self) -> None:
         self.count += 1
         if self.count == _CHUNK:
             self.blocks.append(self.buffer)
@@ -415,12 +448,12 @@ class LanczosProcess:
             return False
         space = self.space
         j = len(self.alpha)
-        w = self.apply(self.q)
+        w = self.apply(self.q)  # may be a view of q or a buffer the operator reuses
         self.n_matvec += 1
         if j > 0:
-            w = w - self.beta[j - 1] * self.q_prev
+            w = add_scaled(w, self.q_prev, -self.beta[j - 1])  # a new array: ours from here
         alpha = float(space.inner(self.q, w))
-        w = w - alpha * self.q
+        w = add_scaled_(w, self.q, -alpha) if j > 0 else add_scaled(w, self.q, -alpha)
         # accurate also where w w underflows (an operator of norm ~1e-25 in float32)
         beta = accurate_norm(space, w)
         self.alpha.append(alpha)
@@ -441,15 +474,17 @@ class LanczosProcess:
             self.beta[j] = 0.0
             self.w = self.xp.zeros_like(w)
             return False
-        self.w = w
-        self.q_prev, self.q = self.q, w / beta
+        self.w = None  # the residual is beta_m q_{m+1}, formed only when asked for
         if self.basis is not None:
-            self.basis.append(self.q)
+            q = self.basis.append_quotient(w, beta)
+        else:
+            q = divide_into(w, w, beta)  # the previous q_prev is not needed any more
+        self.q_prev, self.q = self.q, q
         return True
 
     def residual(self) -> Any:
         """Return the residual vector ``beta_m q_{m+1}`` of the last step."""
-        return self.w
+        return self.w if self.w is not None else self.beta[-1] * self.q
 
     def _reorthogonalize(self, w: Any, beta: float, selected: np.ndarray | None) -> tuple:
         # Block classical Gram-Schmidt, repeated once when it removed a large component
