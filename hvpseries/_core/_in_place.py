@@ -78,7 +78,7 @@ def add_scaled_columns_(Y: Any, X: Any, alpha: Any) -> Any:
 
     Parameters
     ----------
-    Y : array, shape (n, k)
+    Y : array, shape (n, k) (or any shape ``alpha * X`` broadcasts to)
         The block updated; the caller's own.
     X : array, shape (n, k)
         Of ``Y``'s library and dtype.
@@ -93,7 +93,7 @@ def add_scaled_columns_(Y: Any, X: Any, alpha: Any) -> Any:
     if requires_grad(Y) or requires_grad(X) or requires_grad(alpha):
         return Y + alpha * X
     if isinstance(Y, np.ndarray):
-        if Y.shape[1] == 1 and _blas_axpy(Y, X) is not None:
+        if Y.ndim == 2 and Y.shape[1] == 1 and _blas_axpy(Y, X) is not None:
             return add_scaled_(Y, X, float(alpha[0]))  # NumPy holds alpha on the host
     elif hasattr(Y, "addcmul_"):  # torch: one kernel, alpha broadcast over the rows
         return Y.addcmul_(X, alpha)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._core._array_api import device, requires_grad
+from .._core._in_place import add_scaled_columns_
 from .._core._result import SolveResult, Status
 from .._solve._problem import Problem, finish, pose
 from ._blocks import (
@@ -170,8 +171,8 @@ class _ConjugateGradients(BlockSolve):
         if self.in_place and (requires_grad(Q) or requires_grad(alpha)):
             self.in_place = False  # A or M carries autograd parameters: from here, new arrays
         if self.in_place:
-            self.X += alpha * self.P
-            self.R -= alpha * Q
+            self.X = add_scaled_columns_(self.X, self.P, alpha)
+            self.R = add_scaled_columns_(self.R, Q, -alpha)
         else:
             self.X = self.X + alpha * self.P
             self.R = self.R - alpha * Q

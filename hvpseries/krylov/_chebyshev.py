@@ -10,6 +10,7 @@ import numpy as np
 import scipy.fft
 
 from .._core._checks import check_positive_int, check_real_pair
+from .._core._in_place import add_scaled_
 from .._core._result import SolveResult, Status
 from .._core._scalar_function import checked_scalar_function
 from .._solve._problem import Problem, finish, pose
@@ -284,8 +285,12 @@ def _evaluate(problem: Problem, expansion: _Expansion) -> _Outcome:
     scale = 2.0 / (hi - lo)
     center = (hi + lo) / (hi - lo)
 
-    def mapped(V: Any) -> Any:
-        return scale * operator.matmat(V) - center * V
+    def recurrence(V: Any, factor: float, previous: Any) -> Any:
+        # factor t(A) V - previous with t(A) = scale A - center I, in a new array updated in
+        # place (the product may be a buffer the operator reuses: only read)
+        W = operator.matmat(V) * (factor * scale)
+        W = add_scaled_(W, V, -factor * center)
+        return W if previous is None else add_scaled_(W, previous, -1.0)
 
     status = Status.COMPLETED if expansion.fixed else Status.MAX_ITERATIONS
     reason = None
@@ -301,11 +306,14 @@ def _evaluate(problem: Problem, expansion: _Expansion) -> _Outcome:
     while d < final_degree:
         d += 1
         if d == 1:
-            T_current = mapped(B)
+            T_current = recurrence(B, 1.0, None)
         else:
-            T_previous, T_current = T_current, 2.0 * mapped(T_current) - T_previous
+            T_previous, T_current = T_current, recurrence(T_current, 2.0, T_previous)
         n_matvec += k
-        Y = Y + float(coefficients[d]) * T_current
+        if callback is None:
+            Y = add_scaled_(Y, T_current, float(coefficients[d]))  # Y is ours: a new array
+        else:  # the callback may keep the iterates it is given
+            Y = Y + float(coefficients[d]) * T_current
         if callback is not None:
             callback(Y[:, 0] if problem.vector else Y)
         if d != next_check and d != final_degree:

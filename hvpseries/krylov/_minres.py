@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._core._array_api import epsilon, requires_grad
+from .._core._in_place import add_scaled_columns_
 from .._core._result import SolveResult, Status
 from .._solve._problem import Problem, finish, pose
 from ._blocks import (
@@ -244,7 +245,7 @@ class _MinimalResidual(BlockSolve):
             - xp.where(previous, self.beta / xp.where(previous, self.old_beta, 1.0), 0.0) * self.R1
         )
         alpha = column_dots(space, V, Y)
-        Y = Y - (alpha / self.beta) * self.R2
+        Y = add_scaled_columns_(Y, self.R2, -(alpha / self.beta))  # Y is new: ours
         self.R1, self.R2 = self.R2, Y
         self.Y = self.precondition(self.R2)
         self.old_beta = self.beta
@@ -284,11 +285,11 @@ class _MinimalResidual(BlockSolve):
         if self.in_place:
             # the oldest direction's buffer becomes the new one: (V - e W1 - d W2) / gamma
             W1 *= -old_epsln
-            W1 -= delta * self.W2
+            W1 = add_scaled_columns_(W1, self.W2, -delta)
             W1 += V
             W1 /= gamma
             self.W = W1
-            self.X += phi * self.W
+            self.X = add_scaled_columns_(self.X, self.W, phi)
         else:
             self.W = (V - old_epsln * W1 - delta * self.W2) / gamma
             self.X = self.X + phi * self.W

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 from scipy.linalg import eigvalsh_tridiagonal
 
-from .._core._array_api import array_namespace, device
+from .._core._array_api import array_namespace, device, requires_grad
 from .._core._checks import check_maxiter
+from .._core._in_place import add_scaled_, add_scaled_columns_
 from .._core._result import SolveResult, Status
 from .._core._vector_space import VectorSpace
 from .._solve._problem import Problem, finish, pose
@@ -375,17 +376,34 @@ class _ShiftedCG:
             - (c[None, :] / self.ratio)
         )
         alpha_shift = alpha[None, :] / ratio_next
-        self.X = self.X + _to_device(xp, alpha_shift, B)[:, None, :] * self.P_shift
-        self.R = self.R - _to_device(xp, alpha, B) * Q
+        # in place on the run's own blocks (X, P_shift, and R and P once they are no longer
+        # the caller's B), never where autograd records the solve
+        in_place = not (requires_grad(Q) or requires_grad(self.P_shift))
+        if in_place:
+            self.X = _add_per_shift_(xp, self.X, self.P_shift, alpha_shift)
+        else:
+            self.X = self.X + _to_device(xp, alpha_shift, B)[:, None, :] * self.P_shift
+        if in_place and self.R is not B:
+            self.R = add_scaled_columns_(self.R, Q, _to_device(xp, -alpha, B))
+        else:
+            self.R = self.R - _to_device(xp, alpha, B) * Q
         rho_next = to_host(xp, column_dots(space, self.R, self.R))
         beta = rho_next / np.where(self.rho > 0, self.rho, 1.0)
         self.zeta = self.zeta / ratio_next
         beta_shift = beta[None, :] / (ratio_next * ratio_next)
-        self.P = self.R + _to_device(xp, beta, B) * self.P
-        self.P_shift = (
-            _to_device(xp, self.zeta, B)[:, None, :] * self.R[None, :, :]
-            + _to_device(xp, beta_shift, B)[:, None, :] * self.P_shift
-        )
+        if in_place and self.P is not B and self.P is not self.R:
+            self.P *= _to_device(xp, beta, B)
+            self.P += self.R
+        else:
+            self.P = self.R + _to_device(xp, beta, B) * self.P
+        if in_place:
+            self.P_shift *= _to_device(xp, beta_shift, B)[:, None, :]
+            self.P_shift = _add_per_shift_(xp, self.P_shift, self.R, self.zeta)
+        else:
+            self.P_shift = (
+                _to_device(xp, self.zeta, B)[:, None, :] * self.R[None, :, :]
+                + _to_device(xp, beta_shift, B)[:, None, :] * self.P_shift
+            )
         self._extend_lanczos(alpha, beta, first=first)
         self.rho, self.alpha_prev, self.beta_prev, self.ratio = rho_next, alpha, beta, ratio_next
         return indefinite
@@ -574,6 +592,21 @@ def _combined_norms(
     w = xp.asarray(weights, dtype=X.dtype, device=device(X))[:, None, None]
     Y = xp.sum(w * X, axis=0) + rhs_weight * B
     return to_host(xp, column_norms(space, Y))
+
+
+def _add_per_shift_(xp: Any, Y: Any, X: Any, scales: np.ndarray) -> Any:
+    """Add ``scales[i, j] X[i, :, j]`` to ``Y[i, :, j]`` in place and return ``Y``.
+
+    ``Y`` is ``(shifts, n, k)``; ``X`` is of that shape, or one ``(n, k)`` block for every
+    shift; ``scales`` is ``(shifts, k)`` on the host. On NumPy with one column, one BLAS
+    ``axpy`` per shift (each ``Y[i]`` a contiguous view).
+    """
+    if isinstance(Y, np.ndarray) and Y.shape[2] == 1:
+        for i in range(Y.shape[0]):
+            add_scaled_(Y[i], X[i] if X.ndim == 3 else X, float(scales[i, 0]))
+        return Y
+    block = X if X.ndim == 3 else X[None, :, :]
+    return add_scaled_columns_(Y, block, _to_device(xp, scales, Y)[:, None, :])
 
 
 def _to_device(xp: Any, values: np.ndarray, like: Any) -> Any:
