@@ -188,19 +188,20 @@ class _ConjugateGradients(BlockSolve):
         self.report_progress()
         stopped = StoppedColumns()
         replaced = False
-        self.restart = np.zeros(self.width, dtype=bool)
-        if bool(xp.any(flags)):
+        if self.restart.any() or self.restart.size != self.width:
+            self.restart = np.zeros(self.width, dtype=bool)
+        if bool(xp.any(flags)):  # the rare path: a column may stop or get its true residual
             replaced = self._sort_flagged(norms, positive, curvature, stopped)
-        # residuals of indefinite columns are reported as true residuals
-        indefinite = [
-            p
-            for p, s in zip(stopped.positions, stopped.statuses, strict=True)
-            if s is Status.INDEFINITE
-        ]
-        if indefinite:
-            self.fill_true_residuals(stopped, indefinite)
-        if stopped and self._retire(stopped) is None:
-            return False
+            # residuals of indefinite columns are reported as true residuals
+            indefinite = [
+                p
+                for p, s in zip(stopped.positions, stopped.statuses, strict=True)
+                if s is Status.INDEFINITE
+            ]
+            if indefinite:
+                self.fill_true_residuals(stopped, indefinite)
+            if stopped and self._retire(stopped) is None:
+                return False
         if self.precondition is None:
             Z = self.R
             if stopped or replaced:
