@@ -25,7 +25,7 @@ def test_add_scaled_updates_the_array_itself(backend, shape) -> None:
 
 @pytest.mark.parametrize("shape", [(7,), (6, 3)])
 def test_divide_into_writes_the_destination(backend, shape) -> None:
-    _, x, out_b, x_b = _pair(backend, shape)
+    _, _, out_b, x_b = _pair(backend, shape)
     assert divide_into(out_b, x_b, 3.0) is out_b
     np.testing.assert_array_equal(backend.to_numpy(out_b), backend.to_numpy(x_b / 3.0))
     assert divide_into(x_b, x_b, 3.0) is x_b  # in place
