@@ -25,6 +25,17 @@ def _blas():
     return blas.daxpy, blas.dscal, blas.ddot, blas.dnrm2
 
 
+def lanczos_step(A, q, q_previous, beta):
+    """One Lanczos step on the floor's own arrays: two axpys, a dot, a norm and a scale."""
+    daxpy, dscal, ddot, dnrm2 = _blas()
+    w = A @ q
+    daxpy(q_previous, w, a=-beta)
+    daxpy(q, w, a=-ddot(q, w))
+    beta = dnrm2(w)
+    dscal(1.0 / beta, w)
+    return w, beta
+
+
 def cg_floor(A, b, k):
     """CG: one matvec, two dots, three axpys and one scale per iteration."""
     daxpy, dscal, ddot, _ = _blas()
@@ -43,18 +54,13 @@ def cg_floor(A, b, k):
 
 def lanczos_floor(A, b, k, *, store=True):
     """Lanczos: two axpys, a dot, a norm and the normalisation; the basis stored, then combined."""
-    daxpy, dscal, ddot, dnrm2 = _blas()
+    dnrm2 = _blas()[3]
     q, q_previous, beta = b / dnrm2(b), np.zeros_like(b), 0.0
     basis = np.empty((k + 1, b.size)) if store else None
     if store:
         basis[0] = q
     for j in range(k):
-        w = A @ q
-        daxpy(q_previous, w, a=-beta)
-        alpha = ddot(q, w)
-        daxpy(q, w, a=-alpha)
-        beta = dnrm2(w)
-        dscal(1.0 / beta, w)
+        w, beta = lanczos_step(A, q, q_previous, beta)
         q_previous, q = q, w
         if store:
             basis[j + 1] = q
@@ -66,32 +72,22 @@ def lanczos_floor(A, b, k, *, store=True):
 def lanczos_two_pass_floor(A, b, k):
     """Two passes: the recurrence twice, and the second one accumulates ``x += y_j q_j``."""
     lanczos_floor(A, b, k, store=False)
-    daxpy, dscal, ddot, dnrm2 = _blas()
+    daxpy, _, _, dnrm2 = _blas()
     q, q_previous, beta = b / dnrm2(b), np.zeros_like(b), 0.0
     x = q * 0.5
     for _ in range(k):
-        w = A @ q
-        daxpy(q_previous, w, a=-beta)
-        alpha = ddot(q, w)
-        daxpy(q, w, a=-alpha)
-        beta = dnrm2(w)
-        dscal(1.0 / beta, w)
+        w, beta = lanczos_step(A, q, q_previous, beta)
         q_previous, q = q, w
         daxpy(q, x, a=0.5)
 
 
 def minres_floor(A, b, k):
     """MINRES: the Lanczos step, the three-term direction update and the solution update."""
-    daxpy, dscal, ddot, dnrm2 = _blas()
+    daxpy, dscal, _, dnrm2 = _blas()
     q, q_previous, beta = b / dnrm2(b), np.zeros_like(b), 0.0
     d, d_previous, x = np.zeros_like(b), np.zeros_like(b), np.zeros_like(b)
     for _ in range(k):
-        w = A @ q
-        daxpy(q_previous, w, a=-beta)
-        alpha = ddot(q, w)
-        daxpy(q, w, a=-alpha)
-        beta = dnrm2(w)
-        dscal(1.0 / beta, w)
+        w, beta = lanczos_step(A, q, q_previous, beta)
         # d_new = (q - delta d - epsilon d_previous) / gamma, into d_previous's memory
         dscal(-0.1, d_previous)
         daxpy(q, d_previous, a=1.0)
