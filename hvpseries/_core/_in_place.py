@@ -101,7 +101,7 @@ def add_scaled_columns_(Y: Any, X: Any, alpha: Any) -> Any:
     return Y
 
 
-def divide_into(out: Any, x: Any, divisor: Any) -> Any:
+def divide_into(out: Any, x: Any, divisor: float) -> Any:
     """Write ``x / divisor`` into ``out`` (which may be ``x``) and return it.
 
     Parameters
@@ -110,16 +110,15 @@ def divide_into(out: Any, x: Any, divisor: Any) -> Any:
         The destination, of ``x``'s shape and library; the caller's own.
     x : array
         The dividend.
-    divisor : float or array
-        The divisor, a scalar or an array that broadcasts against ``x`` (e.g. one per column);
-        true division, so the values match ``x / divisor`` exactly.
+    divisor : float
+        The divisor (true division, so the values match ``x / divisor`` exactly).
 
     Returns
     -------
     array
         ``out``, or a new array ``x / divisor`` where autograd records ``x`` or ``out``.
     """
-    if requires_grad(x) or requires_grad(out) or requires_grad(divisor):
+    if requires_grad(x) or requires_grad(out):
         return x / divisor
     if isinstance(out, np.ndarray) and isinstance(x, np.ndarray):
         return np.divide(x, divisor, out=out)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._core._array_api import epsilon, requires_grad
-from .._core._in_place import add_scaled_columns_, divide_into
+from .._core._in_place import add_scaled_columns_
 from .._core._result import SolveResult, Status
 from .._solve._problem import Problem, finish, pose
 from ._blocks import (
@@ -204,7 +204,6 @@ class _MinimalResidual(BlockSolve):
         self.in_place = not any(requires_grad(v) for v in (R1, self.X))
         self.W, self.W2 = xp.zeros_like(self.X), xp.zeros_like(self.X)
         self.R1, self.R2, self.Y = R1, R1, Y
-        self.V = xp.empty_like(Y)  # the normalised Lanczos vector, overwritten each step
         # the diagonal of the QR factor of the Lanczos matrix gives a condition estimate;
         # beyond 0.1 / eps the system is singular to working precision and the iterates blow up
         self.gamma_max, self.gamma_min = zeros, zeros + float(xp.finfo(beta1.dtype).max)
@@ -237,10 +236,7 @@ class _MinimalResidual(BlockSolve):
     def _lanczos_step(self) -> tuple[Any, Any, Any]:
         """Extend the Lanczos basis by one vector; return ``V``, ``alpha`` and ``beta^2``."""
         xp, space = self.xp, self.space
-        # the last step's V is dead: its memory takes the new one (not while autograd records)
-        buffer = self.V if self.in_place and self.V.shape == self.Y.shape else None
-        V = self.Y / self.beta if buffer is None else divide_into(buffer, self.Y, self.beta)
-        self.V = V
+        V = self.Y / self.beta
         Y = self.apply(V)
         self.n_matvec += self.width
         previous = self.old_beta > 0
