@@ -97,7 +97,7 @@ _FINAL_ACCURACY = 1e-14
 # the tolerance, Lanczos goes on to twice the steps (at least this many more) for the bound;
 # then the status is UNVERIFIED.
 _CERTIFICATE_MIN_STEPS = 32
-# Differences below this many sqrt(m) eps ||y|| mean the iterates stopped changing (flat).
+# Differences below this many eps ||y|| mean the iterates stopped changing (flat).
 _FLAT_LEVEL = 10.0
 # Differences between agreeing iterates below this many eps ||y|| are rounding noise.
 _NOISE_LEVEL = 1000.0
@@ -270,8 +270,8 @@ class _FunmLanczos:
                 differences.append((m - previous_m, difference))
                 estimate, rate = _extrapolated_error(differences)
             settled = rate is not None and rate < 1.0 and estimate <= tolerance
-            # rounding in m steps adds up like a random walk: flat is sqrt(m) eps-level
-            flat_level = _FLAT_LEVEL * math.sqrt(m) * self.eps * y_norm
+            # rounding adds up over the first steps; capped, so slow progress is never flat
+            flat_level = _FLAT_LEVEL * min(math.sqrt(m), 4.0) * self.eps * y_norm
             flat = bool(differences) and finite and differences[-1][1] <= flat_level
             # Once the iterates have agreed, differences at the rounding level (just above the
             # flat test's, in either direction at random) are noise, not new spectrum: they

@@ -383,7 +383,7 @@ class _ShiftedCG:
             self.X = _add_per_shift_(xp, self.X, self.P_shift, alpha_shift)
         else:
             self.X = self.X + _to_device(xp, alpha_shift, B)[:, None, :] * self.P_shift
-        if in_place and self.R is not B:
+        if in_place and self.R is not B and self.R is not self.P:
             self.R = add_scaled_columns_(self.R, Q, _to_device(xp, -alpha, B))
         else:
             self.R = self.R - _to_device(xp, alpha, B) * Q

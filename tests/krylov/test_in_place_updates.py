@@ -107,3 +107,19 @@ def test_chebyshev_with_reused_product_memory(make) -> None:
     assert result.status is hs.Status.SUCCESS
     exact = _reference(np.abs(eigenvalues), basis, np.sqrt, b)
     assert _relative_error(result.x, exact) <= 1e-8
+
+
+def test_multishift_with_a_zero_column_keeps_its_first_direction() -> None:
+    # a zero column makes R a copy of B's other columns, and P the same array as R: updating
+    # R in place would also change P
+    eigenvalues, basis, _ = _spectrum_and_matrix()
+    spd = (basis * np.abs(eigenvalues)) @ basis.T
+    b = np.random.default_rng(6).standard_normal(spd.shape[0])
+    block = np.stack([b, np.zeros_like(b)], axis=1)
+    shifts = [0.0, 1.0, 10.0]
+    result = krylov.cg_multishift(spd, block, shifts, rtol=1e-10)
+    assert result.status is hs.Status.SUCCESS
+    for i, shift in enumerate(shifts):
+        exact = np.linalg.solve(spd + shift * np.eye(spd.shape[0]), b)
+        assert _relative_error(np.asarray(result.x)[i][:, 0], exact) <= 1e-8
+        assert np.all(np.asarray(result.x)[i][:, 1] == 0.0)
