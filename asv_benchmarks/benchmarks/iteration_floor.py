@@ -36,20 +36,31 @@ def lanczos_step(A, q, q_previous, beta):
     return w, beta
 
 
-def cg_floor(A, b, k):
-    """CG: one matvec, two dots, three axpys and one scale per iteration."""
+def cg_floor(A, b, k, shifts=0):
+    """CG: one matvec, two dots, three axpys and one scale per iteration.
+
+    With ``shifts``, multi-shift CG: per shift one more axpy for ``x_s`` and a scale and an
+    axpy for ``p_s``.
+    """
     daxpy, dscal, ddot, _ = _blas()
     x, r = np.zeros_like(b), b.copy()
     p, rr = r.copy(), ddot(r, r)
+    xs = [np.zeros_like(b) for _ in range(shifts)]
+    ps = [b.copy() for _ in range(shifts)]
     for _ in range(k):
         q = A @ p
         a = rr / ddot(p, q)
         daxpy(p, x, a=a)
         daxpy(q, r, a=-a)
         rr_next = ddot(r, r)
-        dscal(rr_next / rr, p)
+        beta = rr_next / rr
+        dscal(beta, p)
         daxpy(r, p, a=1.0)
         rr = rr_next
+        for x_shift, p_shift in zip(xs, ps, strict=True):
+            daxpy(p_shift, x_shift, a=0.9 * a)
+            dscal(0.9 * beta, p_shift)
+            daxpy(r, p_shift, a=0.9)
 
 
 def lanczos_floor(A, b, k, *, store=True):
@@ -118,36 +129,13 @@ def chebyshev_floor(A, b, k, interval=INTERVAL):
         t_previous, t_current = t_current, w
 
 
-def multishift_floor(A, b, k, shifts=2):
-    """Multi-shift CG: CG, and per shift one axpy for ``x_s`` and a scale and axpy for ``p_s``."""
-    daxpy, dscal, ddot, _ = _blas()
-    x, r = np.zeros_like(b), b.copy()
-    p, rr = r.copy(), ddot(r, r)
-    xs = [np.zeros_like(b) for _ in range(shifts)]
-    ps = [b.copy() for _ in range(shifts)]
-    for _ in range(k):
-        q = A @ p
-        a = rr / ddot(p, q)
-        daxpy(p, x, a=a)
-        daxpy(q, r, a=-a)
-        rr_next = ddot(r, r)
-        beta = rr_next / rr
-        dscal(beta, p)
-        daxpy(r, p, a=1.0)
-        rr = rr_next
-        for s in range(shifts):
-            daxpy(ps[s], xs[s], a=0.9 * a)
-            dscal(0.9 * beta, ps[s])
-            daxpy(r, ps[s], a=0.9)
-
-
 FLOORS = {
     "cg": cg_floor,
     "minres": minres_floor,
     "lanczos": lanczos_floor,
     "lanczos_two_pass": lanczos_two_pass_floor,
     "chebyshev": chebyshev_floor,
-    "cg_multishift": multishift_floor,
+    "cg_multishift": lambda A, b, k: cg_floor(A, b, k, shifts=2),
 }
 
 
